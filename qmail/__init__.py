@@ -1,0 +1,1 @@
+"""qmail: the qmail 1.03 mail transfer agent."""
