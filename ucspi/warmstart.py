@@ -1,0 +1,323 @@
+"""Warm start: run a suite program without a fresh interpreter (DESIGN.md section 4).
+
+qmail's design starts a process per connection, message and delivery; a fresh Python
+costs 15-170 ms. Programs that start our programs many times (tcpserver, unixserver,
+svscan, qmail-lspawn, the exec chains rblsmtpd/setuidgid/envdir/softlimit ...) call
+`exec_program` where the C tools call execvp. When the program resolves to one of this
+suite's console scripts (installed for the running interpreter's environment), its module
+is imported once and its main(argv) runs in this process, after the process has been put
+into the state exec would have left it in:
+
+  * argv, environment (os.environ and the C environ), process title;
+  * no descriptor open but 0, 1, 2 and those the caller names as documented extras;
+  * signal dispositions and mask as a freshly started Python has them (every signal
+    default, SIGINT raising KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored, nothing
+    blocked);
+  * fresh sys.stdin/stdout/stderr over descriptors 0/1/2, no atexit handlers of the
+    caller's;
+  * exit status, and death by signal, exactly as a cold process's.
+
+cwd, uid/gid/groups, umask and resource limits are inherited exactly as exec inherits
+them. Anything that is not one of our programs (a shell script, a C binary) is exec'd.
+
+`spawn` is fork + exec_program for the parents (tcpserver's per-connection child).
+`preload` imports a program's module in the parent so that every child starts warm.
+
+Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is exec'd).
+"""
+
+import atexit
+import gc
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import NoReturn
+
+SWITCH = "UCSPI_WARMSTART"
+_PACKAGES = ("ucspi.", "supervise.", "qmail.")
+_HEAD_BYTES = 1024
+
+# path -> (stat key, module name or None): each console script is read once.
+_identity_cache: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+
+
+def enabled(env=None) -> bool:
+    """Whether warm start is on for a program started with this environment."""
+    env = os.environ if env is None else env
+    return env.get(SWITCH, "1") not in ("0", "no", "off", "false")
+
+
+def find_program(name: str, env=None) -> str | None:
+    """The file execvp would run for name under env's PATH (None: not found)."""
+    if "/" in name:
+        return name
+    env = os.environ if env is None else env
+    for directory in env.get("PATH", os.defpath).split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def identify(path: str) -> str | None:
+    """The module name if path is one of this suite's console scripts, else None.
+
+    A console script qualifies when its #! line names an interpreter in the same
+    directory as ours (the same virtualenv, so the same code) and it imports main from a
+    module of our packages.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _identity_cache.get(path)
+    if cached and cached[0] == key:
+        return cached[1]
+    module = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        head = b""
+    if head.startswith(b"#!"):
+        lines = head.decode("utf-8", "replace").splitlines()
+        interpreter = lines[0][2:].strip().split(" ")[0]
+        ours = os.path.dirname(os.path.abspath(sys.executable))
+        if os.path.dirname(os.path.abspath(interpreter)) == ours:
+            for line in lines[1:]:
+                words = line.split()
+                if (len(words) == 4 and words[0] == "from" and words[2] == "import"
+                        and words[3] == "main" and words[1].startswith(_PACKAGES)):
+                    module = words[1]
+                    break
+    _identity_cache[path] = (key, module)
+    return module
+
+
+def resolve(argv0: str, env=None) -> str | None:
+    """The module to warm-start for argv0 under env, or None to exec it."""
+    if not enabled(env):
+        return None
+    path = find_program(argv0, env)
+    return identify(path) if path else None
+
+
+def preload(argv0: str, env=None) -> str | None:
+    """Import argv0's module now, in the parent, so children run it warm.
+
+    Also freezes the garbage collector's view of what is loaded, so forked children do
+    not copy the parent's pages just to scan them.
+    """
+    module = resolve(argv0, env)
+    if module:
+        importlib.import_module(module)
+    gc.freeze()
+    return module
+
+
+def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
+    """Replace this process by argv, as execvp does; ours run in this process.
+
+    Raises OSError when argv[0] cannot be run (the caller reports it as the C tool would).
+    """
+    env = dict(os.environ) if env is None else dict(env)
+    module = resolve(argv[0], env)
+    if module:
+        _run_in_process(module, argv, env, keep_fds)
+    exec_external(argv, env)
+
+
+def exec_external(argv: list[str], env) -> NoReturn:
+    """execvpe with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
+    _reset_signals(python_defaults=False)
+    path = find_program(argv[0], env)
+    if path is None:
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    os.execve(path, argv, env)
+
+
+def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
+          keep_fds: tuple[int, ...] = ()) -> int:
+    """fork, then in the child: dup2 each fds[target] = source, and exec_program(argv).
+
+    Returns the child's pid. A child that cannot run argv writes the reason to stderr
+    and exits 111, as the C tools' children do.
+    """
+    _flush_std()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        for target, source in (fds or {}).items():
+            if target != source:
+                os.dup2(source, target)
+            else:
+                os.set_inheritable(target, True)
+        exec_program(argv, env, keep_fds)
+    except OSError as err:
+        from ucspi import exitcodes
+        exitcodes.say(f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
+                      f"{exitcodes.error_str(err)}")
+    except BaseException:
+        traceback.print_exc()
+    os._exit(111)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _inherited_ignored() -> frozenset:
+    """Signals this process found ignored when it started (exec keeps them ignored)."""
+    found = set()
+    for sig in signal.valid_signals():
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                found.add(sig)
+        except (OSError, ValueError):
+            pass
+    # Python ignores these two itself at start-up; that is not inheritance.
+    return frozenset(found - {signal.SIGPIPE, signal.SIGXFSZ})
+
+
+_INHERITED_IGNORED = _inherited_ignored()
+
+
+def _reset_signals(python_defaults: bool) -> None:
+    """Dispositions as exec leaves them: caught signals default, ignored ones ignored,
+    nothing blocked. python_defaults adds what a starting interpreter sets up."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        want = signal.SIG_IGN if sig in _INHERITED_IGNORED else signal.SIG_DFL
+        try:
+            if signal.getsignal(sig) != want:
+                signal.signal(sig, want)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    if python_defaults:
+        if signal.SIGINT not in _INHERITED_IGNORED:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    else:
+        # Python ignored these at start-up; a C program expects them default.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Close every descriptor but keep: nothing of the parent's leaks into the child."""
+    try:
+        fds = sorted(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _fresh_stdio() -> None:
+    """sys.stdin/stdout/stderr as a new interpreter would make them over fds 0, 1, 2."""
+    def stream(fd, mode, **kw):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None
+        return open(fd, mode, closefd=False, **kw)
+
+    sys.stdin = sys.__stdin__ = stream(0, "r")
+    sys.stdout = sys.__stdout__ = stream(1, "w", line_buffering=os.isatty(1) if _isfd(1) else False)
+    sys.stderr = sys.__stderr__ = stream(2, "w", buffering=1, errors="backslashreplace")
+
+
+def _isfd(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _set_environment(env) -> None:
+    old_tz = os.environ.get("TZ")
+    os.environ.clear()
+    os.environ.update(env)
+    if env.get("TZ") != old_tz:
+        time.tzset()
+
+
+def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoReturn:
+    """Become argv's program in this process; never returns."""
+    module = importlib.import_module(module_name)
+    _flush_std()
+    _reset_signals(python_defaults=True)
+    _close_other_fds({0, 1, 2, *keep_fds})
+    _fresh_stdio()
+    _set_environment(env)
+    sys.argv = list(argv)
+    atexit._clear()
+    gc.unfreeze()
+    try:
+        import setproctitle
+        setproctitle.setproctitle(" ".join(argv))
+    except Exception:
+        pass
+    os._exit(_call_main(module.main, list(argv)))
+
+
+def _call_main(main, argv) -> int:
+    """Run main(argv) and turn its outcome into an exit status as the interpreter does."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    except KeyboardInterrupt:
+        _finish()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        try:
+            sys.stderr.write(f"{code}\n")
+        except (OSError, ValueError, AttributeError):
+            pass
+        code = 1
+    return _finish(code)
+
+
+def _finish(code: int = 0) -> int:
+    """atexit handlers of the program, then stdio flushed; a failed flush is exit 120."""
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            if stream is sys.stdout and code == 0:
+                code = 120
+    return code & 0xFF
