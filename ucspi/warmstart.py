@@ -36,6 +36,8 @@ import time
 import traceback
 from typing import NoReturn
 
+import setproctitle
+
 SWITCH = "UCSPI_WARMSTART"
 _PACKAGES = ("ucspi.", "supervise.", "qmail.")
 _HEAD_BYTES = 1024
@@ -119,24 +121,28 @@ def preload(argv0: str, env=None) -> str | None:
     return module
 
 
-def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
+def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
+                 program: str | None = None) -> NoReturn:
     """Replace this process by argv, as execvp does; ours run in this process.
 
-    Raises OSError when argv[0] cannot be run (the caller reports it as the C tool would).
+    program is the file to run when it differs from argv[0] (argv0's case).
+    Raises OSError when it cannot be run (the caller reports it as the C tool would).
     """
     env = dict(os.environ) if env is None else dict(env)
-    module = resolve(argv[0], env)
+    program = argv[0] if program is None else program
+    module = resolve(program, env)
     if module:
         _run_in_process(module, argv, env, keep_fds)
-    exec_external(argv, env)
+    exec_external(argv, env, program)
 
 
-def exec_external(argv: list[str], env) -> NoReturn:
-    """execvpe with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
+def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
+    """execve with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
+    program = argv[0] if program is None else program
     _reset_signals(python_defaults=False)
-    path = find_program(argv[0], env)
+    path = find_program(program, env)
     if path is None:
-        raise FileNotFoundError(2, "No such file or directory", argv[0])
+        raise FileNotFoundError(2, "No such file or directory", program)
     os.execve(path, argv, env)
 
 
@@ -243,7 +249,7 @@ def _fresh_stdio() -> None:
         return open(fd, mode, closefd=False, **kw)
 
     sys.stdin = sys.__stdin__ = stream(0, "r")
-    sys.stdout = sys.__stdout__ = stream(1, "w", line_buffering=os.isatty(1) if _isfd(1) else False)
+    sys.stdout = sys.__stdout__ = stream(1, "w", buffering=1 if _isfd(1) and os.isatty(1) else -1)
     sys.stderr = sys.__stderr__ = stream(2, "w", buffering=1, errors="backslashreplace")
 
 
@@ -270,15 +276,14 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoRetur
     _reset_signals(python_defaults=True)
     _close_other_fds({0, 1, 2, *keep_fds})
     _fresh_stdio()
+    try:
+        setproctitle.setproctitle(" ".join(argv))
+    except Exception:
+        pass
     _set_environment(env)
     sys.argv = list(argv)
     atexit._clear()
     gc.unfreeze()
-    try:
-        import setproctitle
-        setproctitle.setproctitle(" ".join(argv))
-    except Exception:
-        pass
     os._exit(_call_main(module.main, list(argv)))
 
 

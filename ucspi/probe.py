@@ -1,0 +1,82 @@
+"""ucspi-probe: report what a program started by the suite sees (a diagnostic).
+
+Synopsis:
+    ucspi-probe [ -x code | -k signal ] [ arg ... ]
+
+Writes one JSON object to descriptor 1: argv, environment, cwd, uid/gid/groups, umask,
+resource limits, open descriptors, signal dispositions and mask (from /proc/self/status),
+process title, and whether the process was warm-started. Administrators use it the way
+they use `env` at the end of a run script chain; the tests use it to show that a
+warm-started program sees what an exec'd one sees. With -x it then exits with code, with
+-k it kills itself with signal (to check how a parent sees the end).
+
+Exit codes: 0, or the -x code; 100 usage.
+"""
+
+import json
+import os
+import resource
+import signal
+import sys
+
+from ucspi import exitcodes, sgetopt
+
+PROG = "ucspi-probe"
+
+_LIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+           "RLIMIT_MEMLOCK", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_STACK")
+
+
+def report() -> dict:
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("SigBlk", "SigIgn", "SigCgt"):
+                status[key] = value.strip()
+    fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
+    with open("/proc/self/cmdline", "rb") as f:
+        title = f.read()
+    umask = os.umask(0)
+    os.umask(umask)
+    return {
+        "argv": sys.argv,
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())],
+        "umask": umask,
+        "limits": {name: resource.getrlimit(getattr(resource, name)) for name in _LIMITS},
+        # the directory listing itself holds one descriptor open while listing
+        "fds": [fd for fd in fds if _is_open(fd)],
+        "signals": status,
+        "title": title.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
+        "warm": "ucspi.warmstart" in sys.modules and sys.modules["ucspi.warmstart"]._identity_cache != {},
+        "pid": os.getpid(),
+    }
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    try:
+        opts, _ = sgetopt.getopt(argv, "x:k:", PROG)
+    except sgetopt.UsageError:
+        exitcodes.usage(PROG, "ucspi-probe [ -x code | -k signal ] [ arg ... ]")
+    data = json.dumps(report(), sort_keys=True).encode() + b"\n"
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
+    for opt, arg in opts:
+        if opt == "x":
+            return int(arg)
+        if opt == "k":
+            signal.signal(int(arg), signal.SIG_DFL)
+            os.kill(os.getpid(), int(arg))
+    return 0

@@ -1,0 +1,121 @@
+"""The accept loop tcpserver and unixserver share: concurrency limit, children, status.
+
+The parent accepts a connection only while fewer than `limit` children run, forks one
+child per connection and logs, when verbose, the lines ucspi-tcp's tcpserver prints:
+
+    PROG: status: N/LIMIT       after every accept and every child's end
+    PROG: end PID status S      S is the raw wait status, as C prints it
+
+The child runs `handle(conn)` (set the environment, check rules, exec the program);
+handle must not return: a return or an exception ends the child with 111.
+SIGTERM ends the server at once (children keep running), as in ucspi-tcp.
+"""
+
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import Callable, NoReturn
+
+from ucspi import exitcodes
+
+
+class Server:
+    """One listening socket, its children and their count."""
+
+    def __init__(self, prog: str, listener: socket.socket, limit: int, verbose: bool,
+                 handle: Callable[[socket.socket], NoReturn]):
+        self.prog = prog
+        self.listener = listener
+        self.limit = limit
+        self.verbose = verbose
+        self.handle = handle
+        self.children = 0
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            exitcodes.say(f"{self.prog}: {line}")
+
+    def status(self) -> None:
+        self.log(f"status: {self.children}/{self.limit}")
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, wstat = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children = 0
+                return
+            if pid == 0:
+                return
+            self.children -= 1
+            self.log(f"end {pid} status {wstat}")
+            self.status()
+
+    def run(self) -> NoReturn:
+        """Accept and fork forever; SIGTERM exits 0."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        # A Python-level handler is what makes the interpreter write to the wakeup pipe.
+        signal.signal(signal.SIGCHLD, lambda sig, frame: None)
+        signal.signal(signal.SIGTERM, lambda sig, frame: os._exit(0))
+        self.listener.setblocking(False)
+        self.status()
+        while True:
+            watch = [wake_r] if self.children >= self.limit else [wake_r, self.listener]
+            try:
+                ready, _, _ = select.select(watch, [], [])
+            except InterruptedError:
+                ready = []
+            if wake_r in ready:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._reap()
+            if self.listener in ready and self.children < self.limit:
+                try:
+                    conn, _ = self.listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                except OSError as err:
+                    exitcodes.warn_sys(self.prog, "unable to accept", err)
+                    continue
+                self.children += 1
+                self.status()
+                self._fork(conn)
+
+    def _fork(self, conn: socket.socket) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            pid = os.fork()
+        except OSError as err:
+            exitcodes.warn_sys(self.prog, "dropping connection, unable to fork", err)
+            self.children -= 1
+            self.status()
+            conn.close()
+            return
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                self.listener.close()
+                conn.setblocking(True)
+                self.handle(conn)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 111
+                os._exit(code)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(111)
+        conn.close()

@@ -1,0 +1,340 @@
+"""tcpserver: accept incoming TCP connections (ucspi-tcp 0.88).
+
+Synopsis:
+    tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ]
+              [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ]
+              host port program [ arg ... ]
+
+For each connection it runs program with descriptor 0 reading from and descriptor 1
+writing to the network, and the TCP environment of tcp-environ(5): PROTO, TCPLOCALIP,
+TCPLOCALPORT, TCPLOCALHOST, TCPREMOTEIP, TCPREMOTEPORT, TCPREMOTEHOST, TCPREMOTEINFO.
+host is 0 (any address), a dotted IPv4 address, an IPv6 address (`::`, `::1`; beyond
+0.88, as ucspi-tcp6: PROTO=TCP6 and TCP6* variables beside the TCP* ones), or a name
+(its first address). port is a number, a /etc/services name, or 0 (any free port).
+
+Rules (-x) are read afresh for every connection, so rerunning tcprules takes effect at
+once. Privileges (-g, -u, -U) are dropped after binding, before the first accept. Our own
+programs are warm-started (ucspi.warmstart; UCSPI_WARMSTART=0 turns that off).
+
+Exit codes: 100 usage; 111 cannot bind/listen/drop privileges. SIGTERM exits 0.
+A connection's child exits 100 when the rules deny it, 111 when it is dropped.
+Environment read: UID and GID (-U), DNSCACHEIP (name look-ups), UCSPI_WARMSTART.
+"""
+
+import os
+import socket
+import sys
+
+from ucspi import cdb_rules, exitcodes, sgetopt, warmstart
+from ucspi.server_loop import Server
+
+PROG = "tcpserver"
+USAGE = ("tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
+         "[ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program")
+DROP = "dropping connection, "
+
+
+class Options:
+    verbosity = 1
+    limit = 40
+    rules: str | None = None
+    allow_no_rules = False
+    banner = b""
+    uid = 0
+    gid = 0
+    print_port = False
+    backlog = 20
+    kill_options = True
+    delay = True
+    remote_host = True
+    paranoid = False
+    local_name: str | None = None
+    remote_info = True
+    info_timeout = 26
+
+
+def parse(argv: list[str]) -> tuple[Options, list[str]]:
+    o = Options()
+    try:
+        opts, rest = sgetopt.getopt(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO", PROG)
+    except sgetopt.UsageError:
+        exitcodes.usage(PROG, USAGE)
+    for opt, arg in opts:
+        if opt == "b":
+            o.backlog = sgetopt.scan_ulong(arg)
+        elif opt == "c":
+            o.limit = sgetopt.scan_ulong(arg)
+        elif opt == "X":
+            o.allow_no_rules = True
+        elif opt == "x":
+            o.rules = arg
+        elif opt == "B":
+            o.banner = os.fsencode(arg)
+        elif opt == "d":
+            o.delay = True
+        elif opt == "D":
+            o.delay = False
+        elif opt == "v":
+            o.verbosity = 2
+        elif opt == "q":
+            o.verbosity = 0
+        elif opt == "Q":
+            o.verbosity = 1
+        elif opt == "P":
+            o.paranoid = False
+        elif opt == "p":
+            o.paranoid = True
+        elif opt == "O":
+            o.kill_options = True
+        elif opt == "o":
+            o.kill_options = False
+        elif opt == "H":
+            o.remote_host = False
+        elif opt == "h":
+            o.remote_host = True
+        elif opt == "R":
+            o.remote_info = False
+        elif opt == "r":
+            o.remote_info = True
+        elif opt == "t":
+            o.info_timeout = sgetopt.scan_ulong(arg)
+        elif opt == "U":
+            o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
+            o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
+        elif opt == "u":
+            o.uid = sgetopt.scan_ulong(arg)
+        elif opt == "g":
+            o.gid = sgetopt.scan_ulong(arg)
+        elif opt == "1":
+            o.print_port = True
+        elif opt == "l":
+            o.local_name = arg
+    if len(rest) < 3:
+        exitcodes.usage(PROG, USAGE)
+    return o, rest
+
+
+def safe(text: str | None) -> str:
+    """A field of the -v lines as C prints it: unprintables, ':' and '%' become '?',
+    at most 100 characters then '...'."""
+    if not text:
+        return ""
+    out = []
+    for i, ch in enumerate(text):
+        if i >= 100:
+            out.append("...")
+            break
+        out.append("?" if ord(ch) < 33 or ord(ch) > 126 or ch in ":%" else ch)
+    return "".join(out)
+
+
+def resolve_host(host: str) -> tuple[int, str]:
+    """(family, address) to bind for the host argument."""
+    if host in ("", "0"):
+        return socket.AF_INET, "0.0.0.0"
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family, host
+        except OSError:
+            pass
+    from ucspi import dns_lookup
+    try:
+        found = dns_lookup.ips_of(host)
+    except dns_lookup.DNSTrouble as err:
+        exitcodes.fatal(PROG, f"temporarily unable to figure out IP address for {host}: {err}")
+    if not found:
+        exitcodes.fatal(PROG, f"no IP address for {host}")
+    return socket.AF_INET, found[0]
+
+
+def resolve_port(port: str) -> int:
+    if port and port.isdigit():
+        return int(port)
+    try:
+        return socket.getservbyname(port, "tcp")
+    except OSError:
+        exitcodes.fatal(PROG, f"unable to figure out port number for {port}")
+
+
+def listen(family: int, address: str, port: int, backlog: int) -> socket.socket:
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to create socket", err)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # `::` takes IPv4 clients too (as v4-mapped addresses), as ucspi-tcp6 does.
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind((address, port))
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to bind", err)
+    try:
+        s.listen(backlog)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to listen", err)
+    return s
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """As prot_gid/prot_uid: supplementary groups = gid only, then gid, then uid."""
+    if gid:
+        try:
+            os.setgroups([gid])
+            os.setgid(gid)
+        except OSError as err:
+            exitcodes.fatal_sys(PROG, "unable to set gid", err)
+    if uid:
+        try:
+            os.setuid(uid)
+        except OSError as err:
+            exitcodes.fatal_sys(PROG, "unable to set uid", err)
+
+
+def address_of(sockaddr) -> tuple[str, int, bool]:
+    """(ip text, port, is IPv6) with v4-mapped addresses shown as plain IPv4."""
+    ip, port = sockaddr[0], sockaddr[1]
+    if ip.startswith("::ffff:") and "." in ip:
+        return ip[7:], port, False
+    return ip, port, ":" in ip
+
+
+class Connection:
+    """What the child learns about its connection, and the environment it builds."""
+
+    def __init__(self, o: Options, conn: socket.socket):
+        self.o = o
+        self.conn = conn
+        self.remote_ip, self.remote_port, self.ipv6 = address_of(conn.getpeername())
+        self.local_ip, self.local_port, _ = address_of(conn.getsockname())
+        self.env = dict(os.environ)
+        self.changes: dict[str, str | None] = {}
+
+    def setenv(self, name: str, value: str | None) -> None:
+        self.changes[name] = value
+
+    def apply(self) -> dict:
+        env = self.env
+        for name, value in self.changes.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+
+def lookup_name(ip: str, paranoid: bool) -> str | None:
+    from ucspi import dns_lookup
+    try:
+        name = dns_lookup.name_of(ip)
+        if name and paranoid and ip not in dns_lookup.ips_of(name, ipv6=":" in ip):
+            return None
+        return name
+    except dns_lookup.DNSTrouble:
+        return None
+
+
+def remote_info(c: Connection) -> str | None:
+    from ucspi import remote_info as ident
+    return ident.ident(c.local_ip, c.local_port, c.remote_ip, c.remote_port, c.o.info_timeout)
+
+
+def handle(o: Options, program: list[str], conn: socket.socket) -> None:
+    """The child's work for one connection, ending in the program (or an exit)."""
+    c = Connection(o, conn)
+    pid = os.getpid()
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
+    try:
+        if o.kill_options and not c.ipv6:
+            conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
+        if not o.delay:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+    if o.banner:
+        try:
+            conn.sendall(o.banner)
+        except OSError as err:
+            drop(o, "unable to print banner", err)
+    local_host = o.local_name if o.local_name is not None else lookup_name(c.local_ip, False)
+    remote_host = lookup_name(c.remote_ip, o.paranoid) if o.remote_host else None
+    info = remote_info(c) if o.remote_info else None
+    prefix = "TCP6" if c.ipv6 else "TCP"
+    for p in ("TCP", "TCP6") if c.ipv6 else ("TCP",):
+        c.setenv(f"{p}LOCALIP", c.local_ip)
+        c.setenv(f"{p}LOCALPORT", str(c.local_port))
+        c.setenv(f"{p}LOCALHOST", local_host)
+        c.setenv(f"{p}REMOTEIP", c.remote_ip)
+        c.setenv(f"{p}REMOTEPORT", str(c.remote_port))
+        c.setenv(f"{p}REMOTEHOST", remote_host)
+        c.setenv(f"{p}REMOTEINFO", info)
+    c.setenv("PROTO", prefix)
+    deny = False
+    if o.rules:
+        try:
+            rule = cdb_rules.lookup(o.rules, c.remote_ip, remote_host, info)
+        except FileNotFoundError as err:
+            rule = None
+            if not o.allow_no_rules:
+                drop(o, f"unable to read {o.rules}", err)
+        except (OSError, cdb_rules.CorruptRules) as err:
+            drop(o, f"unable to read {o.rules}", err)
+        if rule is not None:
+            deny = rule.deny
+            for name, value in rule.env:
+                c.setenv(name, value)
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: {'deny' if deny else 'ok'} {pid} "
+                      f"{safe(local_host)}:{safe(c.local_ip)}:{c.local_port} "
+                      f"{safe(remote_host)}:{safe(c.remote_ip)}:{safe(info)}:{c.remote_port}")
+    if deny:
+        raise SystemExit(100)
+    fd = conn.detach()
+    try:
+        os.dup2(fd, 0)
+        os.dup2(fd, 1)
+        if fd > 1:
+            os.close(fd)
+    except OSError as err:
+        drop(o, "unable to set up descriptors", err)
+    try:
+        warmstart.exec_program(program, c.apply())
+    except OSError as err:
+        drop(o, f"unable to run {program[0]}", err)
+
+
+def drop(o: Options, msg: str, err: BaseException) -> None:
+    if o.verbosity:
+        exitcodes.say(f"{PROG}: warning: {DROP}{msg}: {exitcodes.error_str(err)}")
+    raise SystemExit(111)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    o, rest = parse(argv)
+    host, port_arg, program = rest[0], rest[1], rest[2:]
+    if o.verbosity == 0:
+        # -q: tcpserver itself says nothing; its children still get descriptor 2.
+        sys.stderr = open(os.devnull, "w")
+    port = resolve_port(port_arg)
+    family, address = resolve_host(host)
+    if o.remote_host or o.local_name is None:
+        from ucspi import dns_lookup  # noqa: F401  (loaded once, before the children)
+    listener = listen(family, address, port, o.backlog)
+    drop_privileges(o.uid, o.gid)
+    if o.print_port:
+        os.write(1, f"{listener.getsockname()[1]}\n".encode())
+    # C closes 0 and 1: whoever reads our stdout (tcpserver -1 | ...) sees the end.
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    warmstart.preload(program[0])
+    if o.remote_info:
+        from ucspi import remote_info as _ident  # noqa: F401
+    Server(PROG, listener, o.limit, o.verbosity >= 2,
+           lambda conn: handle(o, program, conn)).run()
+    return 0
+
