@@ -195,7 +195,7 @@ class Proc:
     def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
         return self.popen.wait(timeout)
 
-    def signal(self, sig) -> None:
+    def send_signal(self, sig) -> None:
         if self.alive():
             os.kill(self.pid, sig)
 
