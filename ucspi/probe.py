@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if opt == "x":
             return int(arg)
         if opt == "k":
-            signal.signal(int(arg), signal.SIG_DFL)
+            if int(arg) not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(int(arg), signal.SIG_DFL)
             os.kill(os.getpid(), int(arg))
     return 0

@@ -25,7 +25,7 @@ import os
 import socket
 import sys
 
-from ucspi import cdb_rules, exitcodes, sgetopt, warmstart
+from ucspi import exitcodes, sgetopt, warmstart
 from ucspi.server_loop import Server
 
 PROG = "tcpserver"
@@ -273,6 +273,7 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
     c.setenv("PROTO", prefix)
     deny = False
     if o.rules:
+        from ucspi import cdb_rules  # already loaded by main, before the first fork
         try:
             rule = cdb_rules.lookup(o.rules, c.remote_ip, remote_host, info)
         except FileNotFoundError as err:
@@ -334,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     warmstart.preload(program[0])
     if o.remote_info:
         from ucspi import remote_info as _ident  # noqa: F401
+    if o.rules:
+        from ucspi import cdb_rules  # noqa: F401
     Server(PROG, listener, o.limit, o.verbosity >= 2,
            lambda conn: handle(o, program, conn)).run()
     return 0

@@ -1,0 +1,131 @@
+"""Warm start (DESIGN.md section 4): a warm-started program sees exactly what exec gives it."""
+
+import json
+import os
+import re
+import signal
+
+import pytest
+
+from tests import support
+from tests.ucspi_servers import exchange, start_tcpserver
+
+COMPARED = ("argv", "env", "cwd", "ids", "umask", "limits", "fds", "signals")
+
+
+def probe_via_tcpserver(tmp_path, warm: bool, probe_args=(), extra_env=None):
+    env = support.suite_env(UCSPI_WARMSTART="1" if warm else "0", **(extra_env or {}))
+    proc, port = start_tcpserver(["-RHl0", "-v"], [support.prog("ucspi-probe"), *probe_args],
+                                 env=env, cwd=tmp_path)
+    report = json.loads(exchange(port))
+    proc.err.wait_line(" end ")
+    proc.stop()
+    return report
+
+
+def masked(report):
+    out = {k: report[k] for k in COMPARED}
+    out["env"] = {k: v for k, v in report["env"].items() if k not in ("TCPREMOTEPORT", "TCPLOCALPORT", "UCSPI_WARMSTART")}
+    return out
+
+
+def test_warm_child_sees_what_an_execd_child_sees(tmp_path):
+    warm = probe_via_tcpserver(tmp_path, True, ["one", "two words"])
+    cold = probe_via_tcpserver(tmp_path, False, ["one", "two words"])
+    assert warm["warm"] is True and cold["warm"] is False
+    for key in COMPARED:
+        if key == "env":
+            assert masked(warm)["env"] == masked(cold)["env"]
+        elif key == "argv":
+            assert warm["argv"][1:] == cold["argv"][1:] == ["one", "two words"]
+            assert os.path.basename(warm["argv"][0]) == os.path.basename(cold["argv"][0]) == "ucspi-probe"
+        else:
+            assert warm[key] == cold[key], key
+
+
+def test_warm_child_holds_only_descriptors_0_1_2(tmp_path):
+    # tcpserver holds a listening socket, a wake-up pipe and the log pipe of this test.
+    report = probe_via_tcpserver(tmp_path, True)
+    assert report["fds"] == [0, 1, 2]
+
+
+def test_warm_child_has_default_signals_and_empty_mask(tmp_path):
+    report = probe_via_tcpserver(tmp_path, True)
+    assert int(report["signals"]["SigBlk"], 16) == 0
+    caught = int(report["signals"]["SigCgt"], 16)
+    ignored = int(report["signals"]["SigIgn"], 16)
+    # A fresh interpreter catches only SIGINT and ignores only SIGPIPE and SIGXFSZ.
+    assert caught == 1 << (signal.SIGINT - 1)
+    assert ignored == (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+
+
+def test_warm_child_gets_a_truthful_process_title(tmp_path):
+    report = probe_via_tcpserver(tmp_path, True, ["x"])
+    assert re.fullmatch(r"\S*ucspi-probe x", report["title"])
+
+
+def test_rules_environment_reaches_warm_child(tmp_path):
+    report = probe_via_tcpserver(tmp_path, True, extra_env={"EXTRA": "kept"})
+    assert report["env"]["EXTRA"] == "kept"
+    assert report["env"]["PROTO"] == "TCP"
+    assert report["env"]["TCPREMOTEIP"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("probe_args,expected", [(["-x", "0"], 0), (["-x", "3"], 3 << 8),
+                                                 (["-x", "100"], 100 << 8), (["-k", "9"], 9),
+                                                 (["-k", "15"], 15)])
+def test_exit_status_and_signal_death_look_the_same_warm_and_cold(tmp_path, probe_args, expected):
+    statuses = []
+    for warm in (True, False):
+        env = support.suite_env(UCSPI_WARMSTART="1" if warm else "0")
+        proc, port = start_tcpserver(["-RHl0", "-v"], [support.prog("ucspi-probe"), *probe_args],
+                                     env=env, cwd=tmp_path)
+        exchange(port)
+        line = proc.err.wait_line(" end ")
+        statuses.append(int(line.rsplit(" ", 1)[1]))
+        proc.stop()
+    assert statuses == [expected, expected]
+
+
+def test_other_programs_are_execd_even_with_warm_start_on(tmp_path):
+    script = tmp_path / "hello"
+    script.write_text("#!/bin/sh\necho \"sh says $PROTO $#\"\n")
+    script.chmod(0o755)
+    proc, port = start_tcpserver(["-RHl0"], [str(script), "a", "b"], env=support.suite_env())
+    assert exchange(port) == b"sh says TCP 2\n"
+
+
+def test_execd_c_program_gets_default_sigpipe(tmp_path):
+    # Python ignores SIGPIPE; a C program exec'd by us must find it default, as from C tcpserver.
+    proc, port = start_tcpserver(["-RHl0"], ["/bin/sh", "-c", "grep SigIgn /proc/self/status"],
+                                 env=support.suite_env())
+    ignored = int(exchange(port).split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+
+
+def test_chain_tool_continues_warm_in_the_same_process():
+    result = support.run([support.prog("argv0"), support.prog("ucspi-probe"), "renamed", "arg"])
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["warm"] is True
+    assert report["argv"] == ["renamed", "arg"]
+    assert report["fds"] == [0, 1, 2]
+    assert report["title"] == "renamed arg"
+
+
+def test_switch_turns_warm_start_off_for_chains():
+    result = support.run([support.prog("argv0"), support.prog("ucspi-probe"), "renamed", "a"],
+                         env=support.suite_env(UCSPI_WARMSTART="0"))
+    report = json.loads(result.stdout)
+    assert report["warm"] is False
+    # A cold interpreter replaces argv[0] by the script's path; the arguments are kept.
+    assert report["argv"][1:] == ["a"]
+
+
+def test_uncaught_exception_exits_1_as_a_cold_interpreter_would():
+    # ucspi-probe -x with a non-number raises ValueError inside main.
+    for warm in ("1", "0"):
+        result = support.run([support.prog("argv0"), support.prog("ucspi-probe"), "p", "-x", "zz"],
+                             env=support.suite_env(UCSPI_WARMSTART=warm))
+        assert result.returncode == 1
+        assert b"ValueError" in result.stderr
