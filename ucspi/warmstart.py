@@ -128,7 +128,7 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     program is the file to run when it differs from argv[0] (argv0's case).
     Raises OSError when it cannot be run (the caller reports it as the C tool would).
     """
-    env = dict(os.environ) if env is None else dict(env)
+    env = environ() if env is None else dict(env)
     program = argv[0] if program is None else program
     module = resolve(program, env)
     if module:
@@ -197,6 +197,31 @@ def _inherited_ignored() -> frozenset:
 _INHERITED_IGNORED = _inherited_ignored()
 
 
+def _locale_coerced() -> bool:
+    """Whether the interpreter itself put LC_CTYPE into os.environ (PEP 538 coercion of
+    the C locale): the variable is there but was not in the environment exec gave us."""
+    if "LC_CTYPE" not in os.environ:
+        return False
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            original = f.read().split(b"\0")
+    except OSError:
+        return False
+    return not any(item.startswith(b"LC_CTYPE=") for item in original)
+
+
+_LOCALE_COERCED = _locale_coerced()
+
+
+def environ() -> dict:
+    """A copy of os.environ as this process received it: without the LC_CTYPE that
+    Python's locale coercion added, which a C program would never pass on."""
+    env = dict(os.environ)
+    if _LOCALE_COERCED:
+        env.pop("LC_CTYPE", None)
+    return env
+
+
 def _reset_signals(python_defaults: bool) -> None:
     """Dispositions as exec leaves them: caught signals default, ignored ones ignored,
     nothing blocked. python_defaults adds what a starting interpreter sets up."""
@@ -262,6 +287,8 @@ def _isfd(fd: int) -> bool:
 
 
 def _set_environment(env) -> None:
+    global _LOCALE_COERCED
+    _LOCALE_COERCED = False  # from here on the environment is exactly the one given
     old_tz = os.environ.get("TZ")
     os.environ.clear()
     os.environ.update(env)
