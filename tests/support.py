@@ -129,7 +129,8 @@ class LineReader:
     def __init__(self, fileobj):
         self.fd = fileobj.fileno()
         self.buffer = b""
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # not yet consumed by wait_line
+        self.history: list[str] = []  # every line ever read
         self.eof = False
 
     def _fill(self, timeout: float) -> None:
@@ -144,7 +145,9 @@ class LineReader:
             self.buffer += data
             while b"\n" in self.buffer:
                 line, self.buffer = self.buffer.split(b"\n", 1)
-                self.lines.append(line.decode("utf-8", "replace"))
+                text = line.decode("utf-8", "replace")
+                self.lines.append(text)
+                self.history.append(text)
 
     def wait_line(self, predicate, timeout: float = DEFAULT_TIMEOUT) -> str:
         """First line not yet consumed for which predicate(line) (or `substring in line`) holds."""
