@@ -285,3 +285,64 @@ def test_dash_U_takes_uid_and_gid_from_environment():
     env = support.suite_env(UID=user.pw_uid, GID=user.pw_gid)
     proc, port = start_tcpserver(["-U", "-RHl0"], ["/bin/sh", "-c", "id -u; id -g"], env=env)
     assert exchange(port).decode().split() == [str(user.pw_uid), str(user.pw_gid)]
+
+
+# --- DNS: -h, -p, TCPLOCALHOST, host names (a DNS responder on loopback via $DNSCACHEIP) ---
+
+PTR = ("1.0.0.127.in-addr.arpa", "PTR")
+
+
+def dns_envs(zone):
+    from tests.dns_server import DNSServer
+    server = DNSServer(zone).start()
+    return server, support.suite_env(DNSCACHEIP=server.ip)
+
+
+@pytest.mark.parametrize("zone,args,expected", [
+    ({PTR: ["Client.Example."]}, ["-h", "-P"], "client.example"),
+    ({PTR: ["client.example."], ("client.example", "A"): ["127.0.0.1"]}, ["-p"], "client.example"),
+    ({PTR: ["client.example."], ("client.example", "A"): ["10.9.9.9"]}, ["-p"], None),
+    ({PTR: ["client.example."]}, ["-H"], None),
+    ({}, ["-h"], None),
+])
+def test_remote_host_lookup_matches_c(zone, args, expected):
+    server, env = dns_envs(zone)
+    try:
+        seen = []
+        for b in both():
+            proc, port = start_tcpserver(["-R", "-l0", *args], ENV_DUMP, env=env, binary=b)
+            seen.append(env_of(port).get("TCPREMOTEHOST"))
+            proc.stop()
+    finally:
+        server.stop()
+    assert seen[0] == expected
+    assert len(set(seen)) == 1
+
+
+def test_local_host_looked_up_without_dash_l():
+    server, env = dns_envs({PTR: ["Me.Example."]})
+    try:
+        proc, port = start_tcpserver(["-RH"], ENV_DUMP, env=env)
+        assert env_of(port)["TCPLOCALHOST"] == "me.example"
+    finally:
+        server.stop()
+
+
+def test_host_name_argument_binds_its_first_address():
+    server, env = dns_envs({("server.example", "A"): ["127.0.0.1"]})
+    try:
+        proc, port = start_tcpserver(["-RHl0"], ["/bin/echo", "ok"], env=env, host="server.example")
+        assert exchange(port) == b"ok\n"
+    finally:
+        server.stop()
+
+
+def test_host_name_without_address_is_fatal_as_in_c():
+    server, env = dns_envs({})
+    try:
+        results = [support.run([b, "-RHl0", "nowhere.example", "0", "true"], env=env) for b in both()]
+    finally:
+        server.stop()
+    assert results[0].returncode == 111
+    assert results[0].stderr == b"tcpserver: fatal: no IP address for nowhere.example\n"
+    assert len({(r.returncode, r.stderr) for r in results}) == 1
