@@ -1,0 +1,102 @@
+"""pathexec: how daemontools' chain tools hand over to the next program.
+
+The chain tools (setuidgid, envuidgid, envdir, softlimit, setlock, pgrphack, fghack)
+end by running their child the way daemontools' pathexec does:
+
+  * the child is looked up in the PATH of the environment the tool itself was started
+    with, even when the tool changes $PATH for the child (envdir with a PATH file);
+  * a name that exists along PATH but cannot be executed is reported as "access
+    denied", not as missing;
+  * environment changes (pathexec_env) are applied in order to the tool's environment:
+    a changed variable's old entry is replaced by the last entry, and the new one is
+    appended, so the child's environment is in the same order as under the C tools.
+
+Our own programs continue warm in this process (ucspi.warmstart), others are exec'd.
+Everything here returns values or raises OSError; the commands report.
+"""
+
+import errno
+import os
+from typing import NoReturn
+
+from ucspi import warmstart
+
+
+def env_with(changes, environ=None) -> dict:
+    """environ (default os.environ) after changes, a sequence of (name, value or None).
+
+    None removes the variable. A name containing = behaves as in the C tools: the part
+    before the first = names the variable removed, and the whole "name=value" text is
+    added as an entry.
+    """
+    environ = base_environ() if environ is None else environ
+    entries = [f"{key}={value}" for key, value in environ.items()]
+    for name, value in changes:
+        item = name if value is None else f"{name}={value}"
+        split = item.find("=")
+        if split < 0:
+            split = len(item)
+        key = item[:split]
+        for index, entry in enumerate(entries):
+            if entry.startswith(key) and entry[split:split + 1] == "=":
+                entries[index] = entries[-1]
+                entries.pop()
+                break
+        if split < len(item):
+            entries.append(item)
+    return _as_dict(entries)
+
+
+def base_environ() -> dict:
+    """This process's environment as its starter gave it.
+
+    A cold Python started without a locale (env -i, svscanboot's `env - PATH=...`) sets
+    LC_CTYPE=C.UTF-8 in its own environment (PEP 538); the C tools pass on no such
+    variable, so it is dropped again when the kernel's copy of the starting environment
+    lacks it. A warm-started program got its environment from its launcher: kept as is.
+    """
+    environ = dict(os.environ)
+    if "LC_CTYPE" in environ and not warmstart._identity_cache:
+        try:
+            with open("/proc/self/environ", "rb") as f:
+                started = f.read().split(b"\0")
+        except OSError:
+            return environ
+        if not any(entry.startswith(b"LC_CTYPE=") for entry in started):
+            del environ["LC_CTYPE"]
+    return environ
+
+
+def _as_dict(entries) -> dict:
+    """Entries as a mapping os.execve turns back into the same "name=value" strings."""
+    result = {}
+    for entry in entries:
+        # from 1: an entry such as "=x=1" keeps its leading "=" in the name
+        split = entry.find("=", 1)
+        if split < 0:
+            result.setdefault(entry, "")
+        else:
+            result.setdefault(entry[:split], entry[split + 1:])
+    return result
+
+
+def locate(name: str, environ=None) -> str:
+    """The file pathexec would run for name under environ's PATH; OSError if none."""
+    environ = os.environ if environ is None else environ
+    found = warmstart.find_program(name, environ)
+    if found is not None:
+        return found
+    for directory in environ.get("PATH", "/bin:/usr/bin").split(":"):
+        if os.path.exists(os.path.join(directory or ".", name)):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+def run(child: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
+    """Become child (looked up in this process's PATH) with env; OSError if impossible."""
+    program = locate(child[0])
+    env = base_environ() if env is None else env
+    if any(not key or "=" in key for key in env):
+        # a name containing = cannot be put into this process's environment: exec
+        warmstart.exec_external(child, env, program)
+    warmstart.exec_program(child, env, keep_fds, program=program)

@@ -1,0 +1,46 @@
+"""setuidgid: run a program under an account's uid and gid (daemontools 0.76).
+
+Synopsis:
+    setuidgid account child ...
+
+Sets the supplementary groups to the account's primary gid alone, then the gid, then
+the uid, and runs child (warm when it is one of ours, exec'd otherwise).
+
+Exit codes: 100 usage; 111 unknown account, cannot setgid or setuid, cannot run child;
+otherwise child's.
+Files: the password database (getpwnam). Environment: PATH finds child.
+"""
+
+import os
+import pwd
+import sys
+
+from supervise import pathexec
+from ucspi import exitcodes
+
+PROG = "setuidgid"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 3:
+        exitcodes.usage(PROG, "setuidgid account child")
+    account, child = argv[1], argv[2:]
+    try:
+        pw = pwd.getpwnam(account)
+    except (KeyError, ValueError):
+        exitcodes.fatal(PROG, f"unknown account {account}")
+    try:
+        # as 0.76's prot_gid: the primary group is the only supplementary group
+        os.setgroups([pw.pw_gid])
+        os.setgid(pw.pw_gid)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to setgid", err)
+    try:
+        os.setuid(pw.pw_uid)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to setuid", err)
+    try:
+        pathexec.run(child)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, f"unable to run {child[0]}", err)
