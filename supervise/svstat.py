@@ -58,7 +58,8 @@ def describe() -> str:
     except status_file.BadFormat:
         return ": unable to read supervise/status: bad format"
     now = status_file.now_tai64()
-    seconds = now - min(status.tai_seconds, now)
+    # C svstat goes through a double (tai_approx): beyond 2**53 the count is rounded.
+    seconds = int(float(now - min(status.tai_seconds, now)))
     if status.pid:
         text = f": up (pid {status.pid}) {seconds} seconds"
         if not normally_up:
