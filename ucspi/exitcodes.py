@@ -13,6 +13,7 @@ child (ucspi.warmstart turns it into the process exit status).
 """
 
 import errno
+import os
 import sys
 from typing import NoReturn
 
@@ -114,10 +115,20 @@ def error_str(err: BaseException | int) -> str:
 
 
 def say(line: str) -> None:
-    """Write one diagnostic line to stderr, ignoring a closed stderr."""
+    """Write one diagnostic line to stderr, ignoring a closed stderr.
+
+    Text that came from bytes via os.fsdecode (file names, input lines) is written back as
+    those bytes, as the C tools print them, not backslash-escaped.
+    """
     try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        buffer = getattr(sys.stderr, "buffer", None)
+        if buffer is None:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        else:
+            sys.stderr.flush()
+            buffer.write(os.fsencode(line + "\n"))
+            buffer.flush()
     except (OSError, ValueError):
         pass
 
