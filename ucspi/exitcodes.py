@@ -127,7 +127,11 @@ def say(line: str) -> None:
             sys.stderr.flush()
         else:
             sys.stderr.flush()
-            buffer.write(os.fsencode(line + "\n"))
+            try:
+                data = os.fsencode(line + "\n")
+            except UnicodeError:  # not from fsdecode: escape what cannot be encoded
+                data = (line + "\n").encode("utf-8", "backslashreplace")
+            buffer.write(data)
             buffer.flush()
     except (OSError, ValueError):
         pass
