@@ -26,13 +26,15 @@ class Server:
     """One listening socket, its children and their count."""
 
     def __init__(self, prog: str, listener: socket.socket, limit: int, verbose: bool,
-                 handle: Callable[[socket.socket], NoReturn]):
+                 handle: Callable[[socket.socket], NoReturn],
+                 on_term: Callable[[], None] | None = None):
         self.prog = prog
         self.listener = listener
         self.limit = limit
         self.verbose = verbose
         self.handle = handle
         self.children = 0
+        self.on_term = on_term  # run before exiting on SIGTERM (unixserver removes its socket)
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -54,6 +56,11 @@ class Server:
             self.log(f"end {pid} status {wstat}")
             self.status()
 
+    def _terminate(self, sig, frame) -> NoReturn:
+        if self.on_term:
+            self.on_term()
+        os._exit(0)
+
     def run(self) -> NoReturn:
         """Accept and fork forever; SIGTERM exits 0."""
         wake_r, wake_w = os.pipe()
@@ -62,7 +69,7 @@ class Server:
         signal.set_wakeup_fd(wake_w)
         # A Python-level handler is what makes the interpreter write to the wakeup pipe.
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
-        signal.signal(signal.SIGTERM, lambda sig, frame: os._exit(0))
+        signal.signal(signal.SIGTERM, self._terminate)
         self.listener.setblocking(False)
         self.status()
         while True:
@@ -119,3 +126,19 @@ class Server:
                 traceback.print_exc()
             os._exit(111)
         conn.close()
+
+
+def drop(prog: str, verbosity: int, msg: str, err: BaseException) -> NoReturn:
+    """End a connection's child: `prog: warning: dropping connection, msg: reason`, 111."""
+    if verbosity:
+        exitcodes.say(f"{prog}: warning: dropping connection, {msg}: {exitcodes.error_str(err)}")
+    raise SystemExit(111)
+
+
+def attach_stdio(conn: socket.socket) -> None:
+    """The connection becomes descriptors 0 and 1 (and nothing else). Raises OSError."""
+    fd = conn.detach()
+    os.dup2(fd, 0)
+    os.dup2(fd, 1)
+    if fd > 1:
+        os.close(fd)

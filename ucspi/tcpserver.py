@@ -25,13 +25,12 @@ import os
 import socket
 import sys
 
-from ucspi import exitcodes, sgetopt, warmstart
-from ucspi.server_loop import Server
+from ucspi import exitcodes, privileges, server_loop, sgetopt, warmstart
+
 
 PROG = "tcpserver"
 USAGE = ("tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] "
          "[ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program")
-DROP = "dropping connection, "
 
 
 class Options:
@@ -177,21 +176,6 @@ def listen(family: int, address: str, port: int, backlog: int) -> socket.socket:
     return s
 
 
-def drop_privileges(uid: int, gid: int) -> None:
-    """As prot_gid/prot_uid: supplementary groups = gid only, then gid, then uid."""
-    if gid:
-        try:
-            os.setgroups([gid])
-            os.setgid(gid)
-        except OSError as err:
-            exitcodes.fatal_sys(PROG, "unable to set gid", err)
-    if uid:
-        try:
-            os.setuid(uid)
-        except OSError as err:
-            exitcodes.fatal_sys(PROG, "unable to set uid", err)
-
-
 def address_of(sockaddr) -> tuple[str, int, bool]:
     """(ip text, port, is IPv6) with v4-mapped addresses shown as plain IPv4."""
     ip, port = sockaddr[0], sockaddr[1]
@@ -257,7 +241,7 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
         try:
             conn.sendall(o.banner)
         except OSError as err:
-            drop(o, "unable to print banner", err)
+            server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
     local_host = o.local_name if o.local_name is not None else lookup_name(c.local_ip, False)
     remote_host = lookup_name(c.remote_ip, o.paranoid) if o.remote_host else None
     info = remote_info(c) if o.remote_info else None
@@ -279,9 +263,9 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
         except FileNotFoundError as err:
             rule = None
             if not o.allow_no_rules:
-                drop(o, f"unable to read {o.rules}", err)
+                server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", err)
         except (OSError, cdb_rules.CorruptRules) as err:
-            drop(o, f"unable to read {o.rules}", err)
+            server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", err)
         if rule is not None:
             deny = rule.deny
             for name, value in rule.env:
@@ -292,24 +276,14 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
                       f"{safe(remote_host)}:{safe(c.remote_ip)}:{safe(info)}:{c.remote_port}")
     if deny:
         raise SystemExit(100)
-    fd = conn.detach()
     try:
-        os.dup2(fd, 0)
-        os.dup2(fd, 1)
-        if fd > 1:
-            os.close(fd)
+        server_loop.attach_stdio(conn)
     except OSError as err:
-        drop(o, "unable to set up descriptors", err)
+        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
         warmstart.exec_program(program, c.apply())
     except OSError as err:
-        drop(o, f"unable to run {program[0]}", err)
-
-
-def drop(o: Options, msg: str, err: BaseException) -> None:
-    if o.verbosity:
-        exitcodes.say(f"{PROG}: warning: {DROP}{msg}: {exitcodes.error_str(err)}")
-    raise SystemExit(111)
+        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.remote_host or o.local_name is None:
         from ucspi import dns_lookup  # noqa: F401  (loaded once, before the children)
     listener = listen(family, address, port, o.backlog)
-    drop_privileges(o.uid, o.gid)
+    privileges.drop(PROG, o.uid, o.gid)
     if o.print_port:
         os.write(1, f"{listener.getsockname()[1]}\n".encode())
     # C closes 0 and 1: whoever reads our stdout (tcpserver -1 | ...) sees the end.
@@ -337,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         from ucspi import remote_info as _ident  # noqa: F401
     if o.rules:
         from ucspi import cdb_rules  # noqa: F401
-    Server(PROG, listener, o.limit, o.verbosity >= 2,
+    server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
            lambda conn: handle(o, program, conn)).run()
     return 0
 

@@ -1,0 +1,193 @@
+"""unixserver: accept connections on a UNIX-domain socket (ucspi-unix style).
+
+Synopsis:
+    unixserver [ -qQvdDU ] [ -u uid ] [ -g gid ] [ -o uid ] [ -r gid ] [ -O ]
+               [ -p perm ] [ -m mask ] [ -c limit ] [ -b backlog ] [ -B banner ]
+               socket program [ arg ... ]
+
+For each connection it runs program with descriptor 0 reading from and descriptor 1
+writing to the client, and the environment
+    PROTO=UNIX, UNIXLOCALPATH (the socket), UNIXLOCALPID/UNIXLOCALUID/UNIXLOCALGID (this
+    server), UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID (the client, from the kernel's
+    SO_PEERCRED: a client cannot lie about them).
+This is how the suite's local services (the queue-injection service of DESIGN.md section 3)
+learn who their caller is.
+
+Options: -q quiet, -Q (default) errors, -v status lines as tcpserver's; -d keep, -D
+(default) remove the socket file on SIGTERM; -u/-g/-U switch uid/gid after creating the
+socket (-U: $UID, $GID); -o/-r/-O socket owner/group (-O: $SOCKET_UID, $SOCKET_GID);
+-p mode of the socket (octal), else 0666 less the -m mask (default 0); -c limit
+(default 10); -b backlog; -B banner written to each client first.
+An existing socket file at the path is replaced; any other kind of file is not.
+
+Exit codes: 100 usage; 111 cannot create, bind, listen or switch ids. SIGTERM exits 0.
+"""
+
+import os
+import socket
+import stat
+import sys
+
+from ucspi import exitcodes, peer_credentials, privileges, server_loop, sgetopt, warmstart
+
+
+PROG = "unixserver"
+USAGE = ("unixserver [ -qQvdDUO ] [ -u uid ] [ -g gid ] [ -o uid ] [ -r gid ] [ -p perm ] "
+         "[ -m mask ] [ -c limit ] [ -b backlog ] [ -B banner ] socket program")
+
+
+class Options:
+    verbosity = 1
+    remove_on_exit = True
+    uid = 0
+    gid = 0
+    owner = -1
+    group = -1
+    perm: int | None = None
+    mask = 0
+    limit = 10
+    backlog = 20
+    banner = b""
+
+
+def octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        exitcodes.usage(PROG, USAGE)
+
+
+def parse(argv: list[str]) -> tuple[Options, list[str]]:
+    o = Options()
+    try:
+        opts, rest = sgetopt.getopt(argv, "qQvdDUu:g:o:r:Op:m:c:b:B:", PROG)
+    except sgetopt.UsageError:
+        exitcodes.usage(PROG, USAGE)
+    for opt, arg in opts:
+        if opt == "q":
+            o.verbosity = 0
+        elif opt == "Q":
+            o.verbosity = 1
+        elif opt == "v":
+            o.verbosity = 2
+        elif opt == "d":
+            o.remove_on_exit = False
+        elif opt == "D":
+            o.remove_on_exit = True
+        elif opt == "u":
+            o.uid = sgetopt.scan_ulong(arg)
+        elif opt == "g":
+            o.gid = sgetopt.scan_ulong(arg)
+        elif opt == "U":
+            o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
+            o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
+        elif opt == "o":
+            o.owner = sgetopt.scan_ulong(arg)
+        elif opt == "r":
+            o.group = sgetopt.scan_ulong(arg)
+        elif opt == "O":
+            o.owner = sgetopt.scan_ulong(os.environ.get("SOCKET_UID", ""))
+            o.group = sgetopt.scan_ulong(os.environ.get("SOCKET_GID", ""))
+        elif opt == "p":
+            o.perm = octal(arg)
+        elif opt == "m":
+            o.mask = octal(arg)
+        elif opt == "c":
+            o.limit = sgetopt.scan_ulong(arg)
+            if o.limit < 1:
+                exitcodes.usage(PROG, USAGE)
+        elif opt == "b":
+            o.backlog = sgetopt.scan_ulong(arg)
+        elif opt == "B":
+            o.banner = os.fsencode(arg)
+    if len(rest) < 2:
+        exitcodes.usage(PROG, USAGE)
+    return o, rest
+
+
+def listen(o: Options, path: str) -> socket.socket:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # a stale socket from an earlier run
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, f"unable to remove {path}", err)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_mask = os.umask(o.mask)
+    try:
+        s.bind(path)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, f"unable to bind to {path}", err)
+    finally:
+        os.umask(old_mask)
+    try:
+        # 0666 less the mask unless -p says otherwise (bind alone would give 0777 less it)
+        os.chmod(path, o.perm if o.perm is not None else 0o666 & ~o.mask)
+        if o.owner != -1 or o.group != -1:
+            os.chown(path, o.owner, o.group)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, f"unable to set owner or mode of {path}", err)
+    try:
+        s.listen(o.backlog)
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to listen", err)
+    return s
+
+
+def handle(o: Options, path: str, program: list[str], conn: socket.socket) -> None:
+    pid = os.getpid()
+    try:
+        peer = peer_credentials.of(conn)
+    except OSError as err:
+        server_loop.drop(PROG, o.verbosity, "unable to read peer credentials", err)
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: pid {pid} from {peer.pid}")
+    if o.banner:
+        try:
+            conn.sendall(o.banner)
+        except OSError as err:
+            server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
+    env = dict(os.environ)
+    env.update({
+        "PROTO": "UNIX",
+        "UNIXLOCALPATH": path,
+        "UNIXLOCALPID": str(os.getppid()),
+        "UNIXLOCALUID": str(os.getuid()),
+        "UNIXLOCALGID": str(os.getgid()),
+        "UNIXREMOTEPID": str(peer.pid),
+        "UNIXREMOTEEUID": str(peer.uid),
+        "UNIXREMOTEEGID": str(peer.gid),
+    })
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: ok {pid} {path} {peer.uid}:{peer.gid}:{peer.pid}")
+    try:
+        server_loop.attach_stdio(conn)
+    except OSError as err:
+        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
+    try:
+        warmstart.exec_program(program, env)
+    except OSError as err:
+        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    o, rest = parse(argv)
+    path, program = rest[0], rest[1:]
+    if o.verbosity == 0:
+        sys.stderr = open(os.devnull, "w")
+    listener = listen(o, path)
+    privileges.drop(PROG, o.uid, o.gid)
+    warmstart.preload(program[0])
+
+    def remove_socket() -> None:
+        if o.remove_on_exit:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
+           lambda conn: handle(o, path, program, conn), on_term=remove_socket).run()
+    return 0
