@@ -16,6 +16,7 @@ Everything here returns values or raises OSError; the commands report.
 """
 
 import errno
+import importlib
 import os
 from typing import NoReturn
 
@@ -90,6 +91,21 @@ def locate(name: str, environ=None) -> str:
         if os.path.exists(os.path.join(directory or ".", name)):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+def prepare(child: list[str], env=None) -> None:
+    """Import child's module now if it is one of ours and will run warm.
+
+    setuidgid calls this before giving up root, so that a warm child does not depend on
+    reading the interpreter's library as the new uid (exec would read it afresh anyway).
+    """
+    try:
+        program = locate(child[0])
+    except OSError:
+        return
+    module = warmstart.resolve(program, base_environ() if env is None else env)
+    if module:
+        importlib.import_module(module)
 
 
 def run(child: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:

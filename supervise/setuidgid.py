@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         pw = pwd.getpwnam(account)
     except (KeyError, ValueError):
         exitcodes.fatal(PROG, f"unknown account {account}")
+    # read before the uid changes: /proc/self is the old uid's until exec
+    env = pathexec.base_environ()
+    pathexec.prepare(child, env)
     try:
         # as 0.76's prot_gid: the primary group is the only supplementary group
         os.setgroups([pw.pw_gid])
@@ -41,6 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to setuid", err)
     try:
-        pathexec.run(child)
+        pathexec.run(child, env)
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {child[0]}", err)
