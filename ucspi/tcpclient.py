@@ -206,7 +206,14 @@ def _resolve(host: str) -> list[str]:
     if ips is not None:
         return ips
     try:
-        return dns_lookup.ips_of(host, ipv6=True)
+        found = dns_lookup.ips_of(host)
+        try:
+            # Beyond 0.88: AAAA records too; their trouble only matters without an A.
+            found = dns_lookup.ips_of(host, ipv6=True)
+        except dns_lookup.DNSTrouble:
+            if not found:
+                raise
+        return found
     except dns_lookup.DNSTrouble as err:
         reason = "timed out" if "timed out" in str(err).lower() else "temporary failure"
         exitcodes.fatal(PROG, f"temporarily unable to figure out IP address for {host}: {reason}")
