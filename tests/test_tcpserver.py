@@ -346,3 +346,71 @@ def test_host_name_without_address_is_fatal_as_in_c():
     assert results[0].returncode == 111
     assert results[0].stderr == b"tcpserver: fatal: no IP address for nowhere.example\n"
     assert len({(r.returncode, r.stderr) for r in results}) == 1
+
+
+# --- rules (-x, -X): compiled by our tcprules, re-read for every connection ---
+
+def compile_rules(tmp_path, text: str, name="rules.cdb"):
+    cdb = tmp_path / name
+    r = support.run([support.prog("tcprules"), str(cdb), str(cdb) + ".tmp"], input=text.encode())
+    assert r.returncode == 0, r.stderr
+    return cdb
+
+
+def test_rules_allow_with_variables_and_deny(tmp_path):
+    cdb = compile_rules(tmp_path, '127.0.0.1:allow,RELAYCLIENT="",GREETING=/hi there/\n:deny\n')
+    proc, port = start_tcpserver(["-v", "-RHl0", "-x", str(cdb)],
+                                 ["/bin/sh", "-c", 'echo "relay=${RELAYCLIENT-unset} greet=$GREETING"'])
+    assert exchange(port) == b"relay= greet=hi there\n"
+    cdb2 = compile_rules(tmp_path, "127.0.0.1:deny\n", "deny.cdb")
+    proc2, port2 = start_tcpserver(["-v", "-RHl0", "-x", str(cdb2)], ["/bin/echo", "never"])
+    assert exchange(port2) == b""
+    assert proc2.err.wait_line(" deny ").startswith("tcpserver: deny ")
+    assert proc2.err.wait_line(" end ").endswith(" status 25600")
+
+
+def test_rerunning_tcprules_takes_effect_at_once(tmp_path):
+    cdb = compile_rules(tmp_path, "127.:allow\n")
+    proc, port = start_tcpserver(["-RHl0", "-x", str(cdb)], ["/bin/echo", "in"])
+    assert exchange(port) == b"in\n"
+    compile_rules(tmp_path, "127.:deny\n")
+    assert exchange(port) == b""
+    compile_rules(tmp_path, '127.0.0.1:allow,X="y"\n')
+    assert exchange(port) == b"in\n"
+
+
+def rules_log(binary, tmp_path, args, cdb_path):
+    proc, port = start_tcpserver(["-v", "-RHl0", *args, "-x", str(cdb_path)], ["/bin/echo", "in"], binary=binary)
+    out = exchange(port)
+    line = proc.err.wait_line(lambda l: "dropping" in l or " ok " in l)
+    end = proc.err.wait_line(" end ")
+    proc.stop()
+    return out, line, end.rsplit(" ", 1)[1]
+
+
+def test_missing_rules_drop_the_connection_like_c_unless_dash_X(tmp_path):
+    missing = tmp_path / "missing.cdb"
+    results = [rules_log(b, tmp_path, [], missing) for b in both()]
+    assert results[0] == (b"", f"tcpserver: warning: dropping connection, unable to read {missing}: "
+                               "file does not exist", "28416")
+    assert len(set(results)) == 1
+    results = [rules_log(b, tmp_path, ["-X"], missing)[0] for b in both()]
+    assert results[0] == b"in\n" and len(set(results)) == 1
+
+
+def test_corrupt_rules_drop_the_connection_like_c(tmp_path):
+    corrupt = tmp_path / "corrupt.cdb"
+    corrupt.write_bytes(b"\xff" * 100)
+    results = [rules_log(b, tmp_path, ["-X"], corrupt) for b in both()]
+    assert results[0][0] == b"" and "dropping connection, unable to read" in results[0][1]
+    assert results[0][1].endswith(": protocol error") and results[0][2] == "28416"
+    assert len(set(results)) == 1
+
+
+def test_rules_from_c_tcprules_work_in_our_tcpserver(tmp_path):
+    c = support.c_tool("tcprules")
+    cdb = tmp_path / "c.cdb"
+    r = support.run([c, str(cdb), str(tmp_path / "c.tmp")], input=b'127.0.0.:allow,WHO="c"\n:deny\n')
+    assert r.returncode == 0
+    proc, port = start_tcpserver(["-RHl0", "-x", str(cdb)], ["/bin/sh", "-c", 'echo "$WHO"'])
+    assert exchange(port) == b"c\n"

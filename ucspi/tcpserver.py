@@ -192,7 +192,7 @@ class Connection:
         self.conn = conn
         self.remote_ip, self.remote_port, self.ipv6 = address_of(conn.getpeername())
         self.local_ip, self.local_port, _ = address_of(conn.getsockname())
-        self.env = dict(os.environ)
+        self.env = warmstart.environ()
         self.changes: dict[str, str | None] = {}
 
     def setenv(self, name: str, value: str | None) -> None:

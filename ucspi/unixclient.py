@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     peer = peer_credentials.of(s)
     if verbosity >= 2:
         exitcodes.say(f"{PROG}: connected to {path} pid {peer.pid}")
-    env = dict(os.environ)
+    env = warmstart.environ()
     env.update({"PROTO": "UNIX", "UNIXREMOTEPATH": path, "UNIXREMOTEPID": str(peer.pid),
                 "UNIXREMOTEEUID": str(peer.uid), "UNIXREMOTEEGID": str(peer.gid)})
     fd = s.detach()

@@ -148,7 +148,7 @@ def handle(o: Options, path: str, program: list[str], conn: socket.socket) -> No
             conn.sendall(o.banner)
         except OSError as err:
             server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
-    env = dict(os.environ)
+    env = warmstart.environ()
     env.update({
         "PROTO": "UNIX",
         "UNIXLOCALPATH": path,
