@@ -414,3 +414,42 @@ def test_rules_from_c_tcprules_work_in_our_tcpserver(tmp_path):
     assert r.returncode == 0
     proc, port = start_tcpserver(["-RHl0", "-x", str(cdb)], ["/bin/sh", "-c", 'echo "$WHO"'])
     assert exchange(port) == b"c\n"
+
+
+# --- RFC 1413 (-r, -t): a fake identd on 127.0.0.1:113 ---
+
+def test_remote_info_from_identd_matches_c_and_selects_info_rules(tmp_path):
+    from tests import identd
+    identd.need_root()
+    cdb = compile_rules(tmp_path, 'alice@127.0.0.1:allow,WHO="alice rule"\n:allow,WHO="default"\n')
+    seen = []
+    with identd.FakeIdentd(identd.good("alice")) as fake:
+        for b in both():
+            proc, port = start_tcpserver(["-Hl0", "-x", str(cdb)], ENV_DUMP + [], binary=b)
+            dump = exchange(port).decode()
+            seen.append(sorted(l for l in dump.splitlines() if "PORT" not in l))
+            proc.stop()
+        requests = list(fake.requests)
+    assert "TCPREMOTEINFO=alice" in seen[0]
+    assert len(requests) == len(seen)
+    assert len({tuple(s) for s in seen}) == 1
+
+
+def test_rules_variables_reach_program_via_info_rule(tmp_path):
+    from tests import identd
+    identd.need_root()
+    cdb = compile_rules(tmp_path, 'alice@127.0.0.1:allow,WHO="alice rule"\n:allow,WHO="default"\n')
+    with identd.FakeIdentd(identd.good("alice")):
+        proc, port = start_tcpserver(["-Hl0", "-x", str(cdb)], ["/bin/sh", "-c", 'echo "$WHO"'])
+        assert exchange(port) == b"alice rule\n"
+
+
+def test_identd_timeout_leaves_remote_info_unset():
+    from tests import identd
+    identd.need_root()
+    with identd.FakeIdentd(lambda request: identd.SLOW):
+        proc, port = start_tcpserver(["-Hl0", "-t", "1"], ENV_DUMP)
+        started = time.monotonic()
+        env = env_of(port)
+        assert "TCPREMOTEINFO" not in env
+        assert 0.8 < time.monotonic() - started < 5
