@@ -74,10 +74,10 @@ def _as_dict(entries) -> dict:
     for entry in entries:
         # from 1: an entry such as "=x=1" keeps its leading "=" in the name
         split = entry.find("=", 1)
-        if split < 0:
-            result.setdefault(entry, "")
-        else:
+        if split > 0:
             result.setdefault(entry[:split], entry[split + 1:])
+        # else: "=name" alone (an empty envdir file named "=name"): the C tools pass
+        # that malformed entry on; execve from Python cannot, so it is left out
     return result
 
 
