@@ -159,6 +159,7 @@ def test_ip4_scan_rejects_incomplete_quads(text):
     ("127.0.0.2.127.0.0.3", ["127.0.0.2", "127.0.0.3"]),
     ("::1", ["::1"]),
     ("0:0::1", ["::1"]),
+    ("::ffff:127.0.0.1", ["127.0.0.1"]),
     ("example.com", None),
     ("1.2.3.x", None),
 ])
@@ -468,3 +469,26 @@ def test_unknown_host_name_is_fatal_as_c():
         mine, c = both("-RHl0", "nowhere.test", "25", "true", env={"DNSCACHEIP": FAKE_DNS})
     assert (mine.returncode, mine.stderr) == (c.returncode, c.stderr)
     assert mine.stderr == b"tcpclient: fatal: no IP address for nowhere.test\n"
+
+
+def test_every_a_record_is_tried_as_c():
+    need_fake_dns()
+    records = {("multi.test", "A"): ["127.0.0.2", "127.0.0.1"]}
+    with Server(greeting=b"hi\n") as server, FakeDNS(records):
+        for tool in (ours(), theirs()):
+            result = run(tool, "-RHl0", "multi.test", str(server.port), "sh", "-c",
+                         "head -1 <&6", env={"DNSCACHEIP": FAKE_DNS})
+            assert result.returncode == 0 and result.stdout == b"hi\n"
+            # the order of A records is random, as djbdns's
+            assert result.stderr in (b"", (f"tcpclient: unable to connect to 127.0.0.2 port "
+                                           f"{server.port}: connection refused\n").encode())
+
+
+def test_aaaa_records_are_used_beyond_0_88():
+    need_fake_dns()
+    with Server(host="::1", greeting=b"six\n") as server, \
+            FakeDNS({("six.test", "AAAA"): ["::1"]}):
+        result = run(ours(), "-RHl0", "six.test", str(server.port), "sh", "-c",
+                     "head -1 <&6; env", env={"DNSCACHEIP": FAKE_DNS})
+    assert result.returncode == 0 and result.stdout.startswith(b"six\n")
+    assert env_of(result)["PROTO"] == "TCP6"

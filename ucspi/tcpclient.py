@@ -39,6 +39,7 @@ Files: /etc/services. Environment: $DNSCACHEIP or /etc/resolv.conf for DNS look-
 import errno
 import ipaddress
 import os
+import random
 import select
 import socket
 import sys
@@ -77,9 +78,11 @@ def literal_ips(host: str) -> list[str] | None:
     an IPv6 literal; or None when host is a name."""
     if ":" in host:
         try:
-            return [str(ipaddress.IPv6Address(host.strip("[]")))]
+            address = ipaddress.IPv6Address(host.strip("[]"))
         except ValueError:
             return None
+        # An IPv4-mapped address is an IPv4 connection, as ucspi-tcp6 treats it.
+        return [str(address.ipv4_mapped or address)]
     if any(ch not in "0123456789.[]" for ch in host):
         return None
     codes, code = [], 0
@@ -166,7 +169,8 @@ def _split_address(sockaddr) -> tuple[str, int, str | None]:
         except OSError:
             interface = None
     if ":" in ip:
-        ip = ipaddress.IPv6Address(ip).compressed
+        address = ipaddress.IPv6Address(ip)
+        ip = str(address.ipv4_mapped or address)
     return ip, port, interface
 
 
@@ -207,9 +211,11 @@ def _resolve(host: str) -> list[str]:
         return ips
     try:
         found = dns_lookup.ips_of(host)
+        # djbdns's dns_ip4 puts several A records in random order: load is spread.
+        random.shuffle(found)
         try:
             # Beyond 0.88: AAAA records too; their trouble only matters without an A.
-            found = dns_lookup.ips_of(host, ipv6=True)
+            found += [ip for ip in dns_lookup.ips_of(host, ipv6=True) if ":" in ip]
         except dns_lookup.DNSTrouble:
             if not found:
                 raise
