@@ -264,3 +264,27 @@ def test_run_that_cannot_start_is_reported_as_c_does(tmp_path, warm):
     sup = support.Proc([support.prog("supervise"), service], env=support.suite_env(UCSPI_WARMSTART=warm))
     line = sup.err.wait_line("unable to start")
     assert line == f"supervise: fatal: unable to start {service}/run: file does not exist"
+
+
+def test_warm_started_supervise_behaves_as_a_cold_one(tmp_path):
+    """svscan starts supervise through ucspi.warmstart; title, ./run's descriptors and
+    control must be those of a cold start."""
+    service = make_service(tmp_path, run="#!/bin/sh\nexec sleep 30\n", down=True)
+    driver = "import sys; from ucspi import warmstart; warmstart.exec_program(['supervise', sys.argv[1]])"
+    sup = support.Proc([support.PYTHON, "-c", driver, "svc"], cwd=tmp_path)
+    support.wait_for(lambda: (service / "supervise" / "ok").exists(), what="supervise/ok")
+    with open(f"/proc/{sup.pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"supervise svc"
+    own = sorted(os.readlink(f"/proc/{sup.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{sup.pid}/fd")
+                 if int(fd) > 2)
+    state = str(service / "supervise")
+    assert [t for t in own if not t.startswith("pipe:")] == \
+        [f"{state}/control", f"{state}/control", f"{state}/lock", f"{state}/ok"]
+    assert len(own) == 6  # and the self-pipe: nothing of the driver's leaked in
+    control(service, b"u")
+    pid = wait_up(service).pid
+    support.wait_for(lambda: os.readlink(f"/proc/{pid}/exe").endswith("sleep"), what="exec of sleep")
+    assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+    time.sleep(1.1)
+    control(service, b"dx")
+    assert sup.wait(5) == 0
