@@ -81,7 +81,7 @@ def _wait(sock: socket.socket, deadline: float, write: bool) -> None:
         left = 0
     poller = select.poll()
     poller.register(sock, select.POLLOUT if write else select.POLLIN)
-    if not poller.poll(left * 1000):
+    if not poller.poll(min(left * 1000, 2**31 - 1)):  # poll's limit
         raise TimeoutError(errno.ETIMEDOUT, "timed out")
 
 

@@ -50,6 +50,7 @@ PROG = "tcpclient"
 USAGE = ("tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] "
          "[ -l localname ] [ -t timeoutinfo ] host port program")
 NETWORK_FDS = (6, 7)
+POLL_MAX_MS = 2**31 - 1  # poll's limit (24 days): longer -T values wait that long
 IPV6_NAMES = ("TCP6LOCALIP", "TCP6LOCALPORT", "TCP6LOCALHOST", "TCP6REMOTEIP",
               "TCP6REMOTEPORT", "TCP6REMOTEHOST", "TCP6INTERFACE")
 
@@ -123,7 +124,7 @@ def timeoutconn(sock: socket.socket, ip: str, port: int, timeout: float) -> int:
     if err in (errno.EINPROGRESS, errno.EAGAIN):
         poller = select.poll()
         poller.register(sock, select.POLLOUT)
-        if not poller.poll(timeout * 1000):
+        if not poller.poll(min(timeout * 1000, POLL_MAX_MS)):
             return errno.ETIMEDOUT
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err == 0:
