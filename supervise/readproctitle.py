@@ -2,15 +2,15 @@
 
 Synopsis: readproctitle L D
 
-L is any number of arguments; D is one argument of at least five characters (dots by
-convention). readproctitle reads its standard input and feeds every byte into the end of
-D, shifting D left to make room; the first three characters of D never move. The
-process title (what ps shows) is the whole command line with D so modified: the most
-recent input is always visible, e.g. `readproctitle io errors: ... xyz\\nwarning abc\\n`.
+L is any number of arguments; D is one argument of at least five characters. As the C
+program does, readproctitle first turns every character of D into a dot, then feeds
+every byte of its standard input but NUL into the end of D, shifting D left to make room;
+the three leading dots never move. The process title (what ps shows) is the whole
+command line with D so modified: the most recent input is always visible, e.g.
+`readproctitle io errors: ... xyz\\nwarning abc\\n`.
 
-The title is set with setproctitle, which takes text: a NUL byte of input shows as a
-space and a byte above 127 as `?` (where the C program writes the raw byte into argv
-and ps prints a space or `?` for it anyway).
+The title is set with setproctitle, which takes text: a byte above 127 becomes `?`
+(the C program writes the raw byte into argv; ps prints `?` for it anyway).
 
 Exit codes (no message, as the C program): 0 at end of input; 100 when there is no
 argument or D is shorter than five characters; 111 when standard input cannot be read.
@@ -29,14 +29,15 @@ READ_SIZE = 4096
 
 
 def shifted(dots: bytes, data: bytes) -> bytes:
-    """D after reading data: its first three bytes, then the tail of D and data."""
+    """D after reading data: its first three bytes, then the tail of D and data (NUL
+    bytes are skipped: they would end the argument)."""
     room = len(dots) - KEEP
-    return dots[:KEEP] + (dots[KEEP:] + data)[-room:]
+    return dots[:KEEP] + (dots[KEEP:] + data.replace(b"\0", b""))[-room:]
 
 
 def visible(dots: bytes) -> str:
-    """D as process-title text (setproctitle cannot carry NUL or arbitrary bytes)."""
-    return dots.replace(b"\0", b" ").decode("ascii", "replace").replace("\ufffd", "?")
+    """D as process-title text (setproctitle takes text, not arbitrary bytes)."""
+    return dots.decode("ascii", "replace").replace("\ufffd", "?")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(dots) < MIN_DOTS:
         raise SystemExit(exitcodes.PERMANENT)
     head = " ".join(argv[:-1])
+    dots = b"." * len(dots)
+    setproctitle.setproctitle(f"{head} {visible(dots)}")
     while True:
         try:
             data = os.read(0, READ_SIZE)
