@@ -112,3 +112,17 @@ def test_program_gets_stdin_and_its_output_passes_unchanged():
                          env=ENV, input=data)
     assert result.returncode == 0
     assert result.stdout == data + b"done\n"
+
+
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_our_program_run_warm_or_cold_is_recorded_as_c_records_it(warm, tmp_path):
+    c_tool = support.c_tool("recordio")
+    data = b"first\nsecond\nno newline"
+    logs = []
+    for tool in (support.prog("recordio"), c_tool):
+        env = support.suite_env(UCSPI_WARMSTART=warm)
+        result = support.run([tool, "addcr"], input=data, env=env)
+        assert result.returncode == 0
+        assert result.stdout == b"first\r\nsecond\r\nno newline"
+        logs.append(split_log(result.stderr)[:2])
+    assert logs[0] == logs[1]
