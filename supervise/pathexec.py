@@ -11,6 +11,12 @@ end by running their child the way daemontools' pathexec does:
     a changed variable's old entry is replaced by the last entry, and the new one is
     appended, so the child's environment is in the same order as under the C tools.
 
+The starting environment is the one the tool was given: the LC_CTYPE=C.UTF-8 a cold
+Python adds to itself when started without a locale is not passed on (base_environ).
+Two environments cannot be reproduced from Python: a name containing = makes the child
+run by exec even when it is one of ours (such a name cannot be put into a running
+process's environment), and the malformed entry "=name" (no value) is left out.
+
 Our own programs continue warm in this process (ucspi.warmstart), others are exec'd.
 Everything here returns values or raises OSError; the commands report.
 """
@@ -24,7 +30,7 @@ from ucspi import warmstart
 
 
 def env_with(changes, environ=None) -> dict:
-    """environ (default os.environ) after changes, a sequence of (name, value or None).
+    """environ (default base_environ()) after changes, a sequence of (name, value or None).
 
     None removes the variable. A name containing = behaves as in the C tools: the part
     before the first = names the variable removed, and the whole "name=value" text is
