@@ -352,3 +352,24 @@ def test_sigterm_during_the_conversation_kills_it(dns_server):
     proc.out.wait_line("220 rblsmtpd.local")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(5) == -signal.SIGTERM
+
+
+@pytest.mark.parametrize("timeout", ["0", "20"])
+def test_client_gone_before_a_reply_ends_it_by_sigpipe_as_the_original(timeout):
+    codes = []
+    for binary in (support.c_tool("rblsmtpd"), support.prog("rblsmtpd")):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = support.Proc([binary, "-t", timeout, *SMTPD], env=env_for(None, RBLSMTPD="gone"),
+                                stdin=subprocess.PIPE, stdout=write_end)
+        finally:
+            os.close(write_end)
+        try:  # with a greeting to write first, it may be gone before reading anything
+            proc.popen.stdin.write(b"HELO x\r\n")
+            proc.popen.stdin.close()
+        except BrokenPipeError:
+            pass
+        codes.append(proc.wait(10))
+        proc.stop()
+    assert codes == [-signal.SIGPIPE, -signal.SIGPIPE]

@@ -142,12 +142,17 @@ def reply_to(line: bytes, message: bytes) -> bytes | None:
 
 
 def write_all(data: bytes) -> None:
-    """Write to the client; a client that went away is left to the read side to notice."""
+    """Write to the client. A broken pipe ends us by SIGPIPE, as it ends the C tool (its
+    parents leave SIGPIPE at default); any other write error is ignored, as there."""
     while data:
         try:
             data = data[os.write(1, data):]
         except InterruptedError:
             continue
+        except BrokenPipeError:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGPIPE)
+            return
         except OSError:
             return
 
