@@ -48,6 +48,7 @@ def test_usage_unknown_account_and_run_failures_match_c(args):
     assert outcome([ours("setuidgid"), *args]) == outcome([theirs("setuidgid"), *args])
 
 
+@needs_root
 def test_exit_code_is_the_childs():
     args = ["root", "sh", "-c", "exit 42"]
     assert outcome([ours("setuidgid"), *args])[0] == 42 == outcome([theirs("setuidgid"), *args])[0]
