@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import smtplib
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import support
 from tests.dns_server import DNSServer
+from tests.ucspi_servers import start_tcpserver
 
 IP = "1.2.3.4"
 REV = "4.3.2.1"
@@ -373,3 +375,23 @@ def test_client_gone_before_a_reply_ends_it_by_sigpipe_as_the_original(timeout):
         codes.append(proc.wait(10))
         proc.stop()
     assert codes == [-signal.SIGPIPE, -signal.SIGPIPE]
+
+
+# -- behind tcpserver, with a real SMTP client ------------------------------------------
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_smtplib_client_of_a_listed_address_is_refused_at_rcpt_behind_tcpserver(warm):
+    zone = {("1.0.0.127.rbl.test", "TXT"): ['"127.0.0.1 is listed, see http://rbl.test/"']}
+    with DNSServer(zone) as server:
+        env = support.suite_env(DNSCACHEIP=server.ip, RBLSMTPD=None, UCSPI_WARMSTART="1" if warm else "0")
+        proc, port = start_tcpserver(["-RHl0"], ["rblsmtpd", "-r", "rbl.test", *SMTPD], env=env)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            assert client.ehlo()[0] == 250
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nbody\r\n")
+            assert refused.value.recipients["b@example.com"] == (
+                451, b"127.0.0.1 is listed, see http://rbl.test/")
+        line = proc.err.wait_line("rblsmtpd:")
+        assert re.fullmatch(r"rblsmtpd: 127\.0\.0\.1 pid \d+: 451 127\.0\.0\.1 is listed, see http://rbl\.test/", line)
+        assert server.queries == [("1.0.0.127.rbl.test", "TXT")]
+        proc.stop()
