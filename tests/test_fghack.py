@@ -35,12 +35,14 @@ def test_waits_for_the_background_process_too(shared_dir, tool):
     assert os.path.exists(mark)
 
 
-def test_background_process_closing_its_descriptors_is_not_waited_for(shared_dir):
+@pytest.mark.parametrize("tool", ["C", "ours"])
+def test_background_process_closing_its_descriptors_is_not_waited_for(tool):
     # the pipe closes when every copy is closed: a daemon that closes them is let go
     daemon = "(exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&- 13>&- 14>&- 15>&- 16>&- " \
              "17>&- 18>&- 19>&- 20>&- 21>&- 22>&- 23>&- 24>&- 25>&- 26>&- 27>&- 28>&- 29>&- " \
              "30>&- 31>&- 32>&- 33>&- ; sleep 30) & exit 0"
-    with support.Proc([ours("fghack"), "sh", "-c", daemon], env=env(True)) as proc:
+    fghack = {"C": theirs, "ours": ours}[tool]("fghack")
+    with support.Proc([fghack, "sh", "-c", daemon], env=env(True)) as proc:
         assert proc.wait(timeout=10) == 0
 
 
