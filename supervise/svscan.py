@@ -71,6 +71,9 @@ def _c_signal_defaults() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # An inherited SIGCHLD ignore would make the kernel reap supervise unseen, and a dead
+    # supervise would never be restarted.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def _start_child(argv: list[str], fds: dict[int, int], cwd: str | None, label: str) -> int:
