@@ -384,6 +384,16 @@ def test_ipv6_connection_has_ucspi_tcp6_environment():
     assert env["TCP6LOCALPORT"] == env["TCPLOCALPORT"]
     assert env["TCPLOCALHOST"] == env["TCP6LOCALHOST"] == "0"
     assert "TCP6INTERFACE" not in env and "TCPREMOTEHOST" not in env
+    assert "TCP6REMOTEINFO" not in env and "TCP6REMOTEHOST" not in env
+
+
+def test_ipv6_remote_info_from_identd_on_ipv6():
+    identd.need_root()
+    with Server(host="::1") as server, identd.FakeIdentd(identd.good("dave"), host="::1") as fake:
+        result = run(ours(), "-Hl0", "-t", "3", "::1", str(server.port), *DUMP_ENV)
+    env = env_of(result)
+    assert env["TCPREMOTEINFO"] == env["TCP6REMOTEINFO"] == "dave"
+    assert fake.requests == [f"{server.port} , {env['TCPLOCALPORT']}\r\n".encode()]
 
 
 def test_ipv6_local_address_option():

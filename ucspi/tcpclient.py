@@ -18,7 +18,8 @@ TCPREMOTEIP, TCPREMOTEPORT, TCPREMOTEHOST (PTR name; removed with -H), TCPREMOTE
 address without a PTR name gives an empty TCPLOCALHOST/TCPREMOTEHOST and a DNS failure
 removes the variable. An IPv6 connection has PROTO=TCP6, the compactified addresses, and
 also TCP6LOCALIP, TCP6LOCALPORT, TCP6LOCALHOST, TCP6REMOTEIP, TCP6REMOTEPORT,
-TCP6REMOTEHOST and, for a link-local address, TCP6INTERFACE (ucspi-tcp6's names).
+TCP6REMOTEHOST, TCP6REMOTEINFO and, for a link-local address, TCP6INTERFACE
+(ucspi-tcp6's names, as our tcpserver sets them).
 
 Options: -q quiet (no diagnostics), -Q normal, -v verbose (`tcpclient: connected to IP
 port N`); -d delay (default) / -D TCP_NODELAY; -h / -H remote name look-up on / off;
@@ -52,7 +53,7 @@ USAGE = ("tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutc
 NETWORK_FDS = (6, 7)
 POLL_MAX_MS = 2**31 - 1  # poll's limit (24 days): longer -T values wait that long
 IPV6_NAMES = ("TCP6LOCALIP", "TCP6LOCALPORT", "TCP6LOCALHOST", "TCP6REMOTEIP",
-              "TCP6REMOTEPORT", "TCP6REMOTEHOST", "TCP6INTERFACE")
+              "TCP6REMOTEPORT", "TCP6REMOTEHOST", "TCP6REMOTEINFO", "TCP6INTERFACE")
 
 
 def ip4_scan(text: str) -> tuple[str, int] | None:
@@ -258,6 +259,7 @@ def _environment(sock: socket.socket, forcelocal, flag_host, flag_info, info_tim
                    TCP6REMOTEIP=remote_ip, TCP6REMOTEPORT=str(remote_port))
         set_env(env, "TCP6LOCALHOST", local_host)
         set_env(env, "TCP6REMOTEHOST", remote_host)
+        set_env(env, "TCP6REMOTEINFO", info)
         set_env(env, "TCP6INTERFACE", interface)
     return env
 
