@@ -7,7 +7,10 @@ child per connection and logs, when verbose, the lines ucspi-tcp's tcpserver pri
     PROG: end PID status S      S is the raw wait status, as C prints it
 
 The child runs `handle(conn)` (set the environment, check rules, exec the program);
-handle must not return: a return or an exception ends the child with 111.
+handle must not return: a return or an exception ends the child with 111. A server may
+also pass `start(conn)`, tried first in the parent: it starts the child itself (with
+posix_spawn, much cheaper than forking an interpreter) and returns its pid, or returns
+None to fall back to the forked child.
 SIGTERM ends the server at once (children keep running), as in ucspi-tcp.
 """
 
@@ -27,7 +30,8 @@ class Server:
 
     def __init__(self, prog: str, listener: socket.socket, limit: int, verbose: bool,
                  handle: Callable[[socket.socket], NoReturn],
-                 on_term: Callable[[], None] | None = None):
+                 on_term: Callable[[], None] | None = None,
+                 start: Callable[[socket.socket], int | None] | None = None):
         self.prog = prog
         self.listener = listener
         self.limit = limit
@@ -35,6 +39,7 @@ class Server:
         self.handle = handle
         self.children = 0
         self.on_term = on_term  # run before exiting on SIGTERM (unixserver removes its socket)
+        self.start = start  # starts a child without forking us, or returns None
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -98,6 +103,9 @@ class Server:
                 self._fork(conn)
 
     def _fork(self, conn: socket.socket) -> None:
+        if self.start is not None and self.start(conn) is not None:
+            conn.close()
+            return
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -22,6 +22,7 @@ Environment read: UID and GID (-U), DNSCACHEIP (name look-ups), UCSPI_WARMSTART.
 """
 
 import os
+import signal
 import socket
 import sys
 
@@ -224,28 +225,8 @@ def remote_info(c: Connection) -> str | None:
     return ident.ident(c.local_ip, c.local_port, c.remote_ip, c.remote_port, c.o.info_timeout)
 
 
-def handle(o: Options, program: list[str], conn: socket.socket) -> None:
-    """The child's work for one connection, ending in the program (or an exit)."""
-    c = Connection(o, conn)
-    pid = os.getpid()
-    if o.verbosity >= 2:
-        exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
-    try:
-        if o.kill_options and not c.ipv6:
-            conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
-        if not o.delay:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
-    if o.banner:
-        try:
-            conn.sendall(o.banner)
-        except OSError as err:
-            server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
-    local_host = o.local_name if o.local_name is not None else lookup_name(c.local_ip, False)
-    remote_host = lookup_name(c.remote_ip, o.paranoid) if o.remote_host else None
-    info = remote_info(c) if o.remote_info else None
-    prefix = "TCP6" if c.ipv6 else "TCP"
+def describe(c: Connection, local_host, remote_host, info) -> None:
+    """The tcp-environ(5) variables (and ucspi-tcp6's TCP6* ones for IPv6 peers)."""
     for p in ("TCP", "TCP6") if c.ipv6 else ("TCP",):
         c.setenv(f"{p}LOCALIP", c.local_ip)
         c.setenv(f"{p}LOCALPORT", str(c.local_port))
@@ -254,26 +235,71 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
         c.setenv(f"{p}REMOTEPORT", str(c.remote_port))
         c.setenv(f"{p}REMOTEHOST", remote_host)
         c.setenv(f"{p}REMOTEINFO", info)
-    c.setenv("PROTO", prefix)
-    deny = False
-    if o.rules:
-        from ucspi import cdb_rules  # already loaded by main, before the first fork
-        try:
-            rule = cdb_rules.lookup(o.rules, c.remote_ip, remote_host, info)
-        except FileNotFoundError as err:
-            rule = None
-            if not o.allow_no_rules:
-                server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", err)
-        except (OSError, cdb_rules.CorruptRules) as err:
-            server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", err)
-        if rule is not None:
-            deny = rule.deny
-            for name, value in rule.env:
-                c.setenv(name, value)
+    c.setenv("PROTO", "TCP6" if c.ipv6 else "TCP")
+
+
+class RulesTrouble(Exception):
+    """The rules cdb could not be read: the connection is dropped."""
+
+
+def follow_rules(o: Options, c: Connection, remote_host, info) -> bool:
+    """Apply the first matching rule's variables; True when it denies. Raises RulesTrouble."""
+    if not o.rules:
+        return False
+    from ucspi import cdb_rules  # already loaded by main, before the first fork
+    try:
+        rule = cdb_rules.lookup(o.rules, c.remote_ip, remote_host, info)
+    except FileNotFoundError as err:
+        if not o.allow_no_rules:
+            raise RulesTrouble(err) from err
+        return False
+    except (OSError, cdb_rules.CorruptRules) as err:
+        raise RulesTrouble(err) from err
+    if rule is None:
+        return False
+    for name, value in rule.env:
+        c.setenv(name, value)
+    return rule.deny
+
+
+def set_socket_options(o: Options, c: Connection) -> None:
+    try:
+        if o.kill_options and not c.ipv6:
+            c.conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
+        if not o.delay:
+            c.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+def log_verdict(o: Options, pid: int, c: Connection, local_host, remote_host, info, deny: bool) -> None:
     if o.verbosity >= 2:
         exitcodes.say(f"{PROG}: {'deny' if deny else 'ok'} {pid} "
                       f"{safe(local_host)}:{safe(c.local_ip)}:{c.local_port} "
                       f"{safe(remote_host)}:{safe(c.remote_ip)}:{safe(info)}:{c.remote_port}")
+
+
+def handle(o: Options, program: list[str], conn: socket.socket) -> None:
+    """The child's work for one connection, ending in the program (or an exit)."""
+    c = Connection(o, conn)
+    pid = os.getpid()
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
+    set_socket_options(o, c)
+    if o.banner:
+        try:
+            conn.sendall(o.banner)
+        except OSError as err:
+            server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
+    local_host = o.local_name if o.local_name is not None else lookup_name(c.local_ip, False)
+    remote_host = lookup_name(c.remote_ip, o.paranoid) if o.remote_host else None
+    info = remote_info(c) if o.remote_info else None
+    describe(c, local_host, remote_host, info)
+    try:
+        deny = follow_rules(o, c, remote_host, info)
+    except RulesTrouble as trouble:
+        server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", trouble.__cause__)
+    log_verdict(o, pid, c, local_host, remote_host, info, deny)
     if deny:
         raise SystemExit(100)
     try:
@@ -284,6 +310,38 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
         warmstart.exec_program(program, c.apply())
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+
+
+def start_directly(o: Options, program: list[str], conn: socket.socket) -> int | None:
+    """Start an external program with posix_spawn, without forking this interpreter.
+
+    Only when nothing slow or failing happens per connection (-H -R -l, no banner) and
+    the program is not ours (ours are warm-started from a fork). Returns the pid, or
+    None to let the forked child do it (and report trouble exactly as C's child does).
+    """
+    c = Connection(o, conn)
+    describe(c, o.local_name, None, None)
+    try:
+        if follow_rules(o, c, None, None):
+            return None
+    except RulesTrouble:
+        return None
+    env = c.apply()
+    path = warmstart.find_program(program[0], env)
+    if path is None or warmstart.resolve(program[0], env):
+        return None
+    set_socket_options(o, c)
+    fd = conn.fileno()
+    try:
+        pid = os.posix_spawn(path, program, env,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1)],
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=())
+    except OSError:
+        return None
+    if o.verbosity >= 2:
+        exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
+    log_verdict(o, pid, c, o.local_name, None, None, False)
+    return pid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         from ucspi import remote_info as _ident  # noqa: F401
     if o.rules:
         from ucspi import cdb_rules  # noqa: F401
+    direct = None
+    if not (o.remote_host or o.remote_info or o.local_name is None or o.banner):
+        direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-           lambda conn: handle(o, program, conn)).run()
+                       lambda conn: handle(o, program, conn), start=direct).run()
     return 0
 

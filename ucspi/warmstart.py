@@ -184,7 +184,7 @@ def _flush_std() -> None:
 def _inherited_ignored() -> frozenset:
     """Signals this process found ignored when it started (exec keeps them ignored)."""
     found = set()
-    for sig in signal.valid_signals():
+    for sig in map(int, signal.valid_signals()):
         try:
             if signal.getsignal(sig) == signal.SIG_IGN:
                 found.add(sig)
@@ -222,20 +222,29 @@ def environ() -> dict:
     return env
 
 
+_CATCHABLE = tuple(int(sig) for sig in signal.valid_signals()
+                   if sig not in (signal.SIGKILL, signal.SIGSTOP))
+
+
 def _reset_signals(python_defaults: bool) -> None:
     """Dispositions as exec leaves them: caught signals default, ignored ones ignored,
-    nothing blocked. python_defaults adds what a starting interpreter sets up."""
-    try:
-        signal.set_wakeup_fd(-1)
-    except (ValueError, OSError):
-        pass
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        want = signal.SIG_IGN if sig in _INHERITED_IGNORED else signal.SIG_DFL
+    nothing blocked. python_defaults adds what a starting interpreter sets up; without
+    it (we are about to exec) only what exec would keep needs undoing."""
+    if python_defaults:
         try:
-            if signal.getsignal(sig) != want:
-                signal.signal(sig, want)
+            signal.set_wakeup_fd(-1)
+        except (ValueError, OSError):
+            pass
+    for sig in _CATCHABLE:
+        try:
+            current = signal.getsignal(sig)
+            if python_defaults:
+                want = signal.SIG_IGN if sig in _INHERITED_IGNORED else signal.SIG_DFL
+                if current != want:
+                    signal.signal(sig, want)
+            elif current == signal.SIG_IGN and sig not in _INHERITED_IGNORED:
+                # exec resets caught signals itself, but keeps ignored ones
+                signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError, RuntimeError):
             pass
     if python_defaults:
@@ -243,11 +252,7 @@ def _reset_signals(python_defaults: bool) -> None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    else:
-        # Python ignored these at start-up; a C program expects them default.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def _close_other_fds(keep: set[int]) -> None:
@@ -287,11 +292,15 @@ def _isfd(fd: int) -> bool:
 
 
 def _set_environment(env) -> None:
+    """os.environ (and the C environ) become env; only the differences are applied."""
     global _LOCALE_COERCED
     _LOCALE_COERCED = False  # from here on the environment is exactly the one given
     old_tz = os.environ.get("TZ")
-    os.environ.clear()
-    os.environ.update(env)
+    for key in [key for key in os.environ if key not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
     if env.get("TZ") != old_tz:
         time.tzset()
 
@@ -310,7 +319,6 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoRetur
     _set_environment(env)
     sys.argv = list(argv)
     atexit._clear()
-    gc.unfreeze()
     os._exit(_call_main(module.main, list(argv)))
 
 
