@@ -10,16 +10,15 @@ Layout (as C supervise writes it and C svstat reads it; learnt from C-written fi
     17      1     want: 'u' (up), 'd' (down), or 0 (started once by `svc -o`)
 
 The time is when the pid last changed (service started or went down). Readers use only
-the first 18 bytes; a shorter file is "bad format". This module only converts; the
-durable write (status.new, fsync, rename) is done by `write`, through ucspi.durable.
+the first 18 bytes; a shorter file is "bad format". This module only converts and
+reads (svstat imports it, so it stays light); supervise writes the record durably
+(status.new, fsync, rename) with ucspi.durable.
 """
 
 import os
 import struct
 import time
-from dataclasses import dataclass
-
-from ucspi import durable
+from typing import NamedTuple
 
 SIZE = 18
 TAI_UNIX_OFFSET = 2 ** 62 + 10  # TAI64 label of 1970-01-01 00:00:10 TAI, as libtai's tai_now
@@ -31,8 +30,7 @@ class BadFormat(ValueError):
     """bad format"""
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """One decoded status record; fields keep the raw values so pack(unpack(x)) == x."""
     tai_seconds: int     # TAI64 label (see TAI_UNIX_OFFSET)
     nanoseconds: int
@@ -88,8 +86,3 @@ def read(path: str) -> Status:
     finally:
         os.close(fd)
     return unpack(data)
-
-
-def write(path: str, status: Status, tmp: str | None = None) -> None:
-    """Replace path durably (tmp defaults to path + ".new", as C supervise's status.new)."""
-    durable.write_bytes(path, pack(status), tmp=tmp or path + ".new", mode=0o644)

@@ -40,7 +40,7 @@ import sys
 import time
 
 from supervise import status_file
-from ucspi import exitcodes, warmstart
+from ucspi import durable, exitcodes, warmstart
 
 PROG = "supervise"
 POLL_SECONDS = 3600.0  # C's iopause deadline; any signal or command wakes us sooner
@@ -118,7 +118,8 @@ class Supervisor:
         record = status_file.Status(self.when[0], self.when[1], self.pid,
                                     1 if (self.pid and self.flag_paused) else 0, want)
         try:
-            status_file.write("supervise/status", record, tmp="supervise/status.new")
+            durable.write_bytes("supervise/status", status_file.pack(record),
+                                tmp="supervise/status.new", mode=0o644)
         except OSError as err:
             if getattr(err, "filename2", None):
                 exitcodes.warn_sys(PROG, f"unable to rename {self.dir}/supervise/status.new to status", err)

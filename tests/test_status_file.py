@@ -4,6 +4,7 @@ import os
 import struct
 import time
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from supervise import status_file
@@ -70,21 +71,16 @@ def test_now_is_the_libtai_label_of_the_current_second():
     assert 0 <= nano < 10 ** 9
 
 
-def test_write_replaces_atomically_and_leaves_no_temporary(tmp_path):
+def test_read_decodes_a_file_and_rejects_a_short_one(tmp_path):
     path = tmp_path / "status"
-    first = status_file.Status(*status_file.now_tai64n(), 42, 0, "u")
-    status_file.write(str(path), first)
-    second = status_file.Status(*status_file.now_tai64n(), 0, 0, "d")
-    status_file.write(str(path), second)
-    assert status_file.read(str(path)) == second
-    assert sorted(os.listdir(tmp_path)) == ["status"]
-    assert (path.stat().st_mode & 0o777) == 0o644 & ~_umask()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    record = status_file.Status(*status_file.now_tai64n(), 42, 0, "u")
+    path.write_bytes(status_file.pack(record))
+    assert status_file.read(str(path)) == record
+    path.write_bytes(status_file.pack(record)[:10])
+    with pytest.raises(status_file.BadFormat):
+        status_file.read(str(path))
+    with pytest.raises(FileNotFoundError):
+        status_file.read(str(tmp_path / "absent"))
 
 
 def test_c_supervise_writes_the_layout_we_decode(tmp_path):

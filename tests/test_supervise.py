@@ -32,10 +32,19 @@ def make_service(base, run=EVENTS_RUN, name="svc", down=False, finish=None):
     return service
 
 
+def running(service):
+    """Whether a supervise reads service/supervise/ok (what svok checks)."""
+    try:
+        os.close(os.open(service / "supervise" / "ok", os.O_WRONLY | os.O_NONBLOCK))
+        return True
+    except OSError:
+        return False
+
+
 def start_supervise(service, **env):
     proc = support.Proc([support.prog("supervise"), service], cwd=service.parent,
                         env=support.suite_env(**env))
-    support.wait_for(lambda: (service / "supervise" / "ok").exists(), what="supervise/ok")
+    support.wait_for(lambda: running(service), what="supervise running")
     return proc
 
 
@@ -272,7 +281,7 @@ def test_warm_started_supervise_behaves_as_a_cold_one(tmp_path):
     service = make_service(tmp_path, run="#!/bin/sh\nexec sleep 30\n", down=True)
     driver = "import sys; from ucspi import warmstart; warmstart.exec_program(['supervise', sys.argv[1]])"
     sup = support.Proc([support.PYTHON, "-c", driver, "svc"], cwd=tmp_path)
-    support.wait_for(lambda: (service / "supervise" / "ok").exists(), what="supervise/ok")
+    support.wait_for(lambda: running(service), what="supervise running")
     with open(f"/proc/{sup.pid}/cmdline", "rb") as f:
         assert f.read().split(b"\0")[0] == b"supervise svc"
     own = sorted(os.readlink(f"/proc/{sup.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{sup.pid}/fd")
