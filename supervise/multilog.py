@@ -396,7 +396,10 @@ class Log:
     def put_line(self, line: bytes) -> None:
         """put(line), then the newline byte by byte."""
         pending = self.pending
-        if len(line) <= OUTPUT_STEP - len(pending):
+        if len(line) < OUTPUT_STEP - len(pending):
+            pending += line + b"\n"  # the common case: both fit, nothing to flush
+            return
+        if len(line) == OUTPUT_STEP - len(pending):
             pending += line
         else:
             self.put(line)
@@ -527,6 +530,8 @@ def select_logs(actions, line: bytes) -> list[Log]:
 def process(actions, logs: list[Log], source: Input, timestamps: bool) -> None:
     """Read lines until the end of input and hand each to its logs."""
     plain = all(kind == "dir" for kind, _ in actions)  # every line goes to every log
+    stamp = tai64.stamper()
+    room_stamped = LINE_LIMIT - tai64.LABEL_LENGTH - 1
     carry = b""  # the start of a line whose end has not been read
     long_line = None  # logs of a line past 1000 bytes, still reading its end
     while True:
@@ -547,8 +552,13 @@ def process(actions, logs: list[Log], source: Input, timestamps: bool) -> None:
                 long_line = None
                 pos = nl + 1
                 continue
+            if not carry:
+                pos = _short_lines(chunk, pos, actions, logs, plain, stamp if timestamps else None,
+                                   room_stamped if timestamps else LINE_LIMIT)
+                if pos == end:
+                    break
             if not carry and timestamps:
-                carry = tai64.now() + b" "
+                carry = stamp() + b" "
             room = LINE_LIMIT - len(carry)
             nl = chunk.find(b"\n", pos, pos + room)
             if nl >= 0:
@@ -573,6 +583,21 @@ def process(actions, logs: list[Log], source: Input, timestamps: bool) -> None:
     elif carry:
         for log in (logs if plain else select_logs(actions, carry)):
             log.put_line(carry)
+
+
+def _short_lines(chunk: bytes, pos: int, actions, logs, plain: bool, stamp, room: int) -> int:
+    """The complete lines from chunk[pos:] on that fit in 1000 bytes, handed to their
+    logs (the common case, in one tight loop); returns where the rest begins."""
+    parts = chunk[pos:].split(b"\n")
+    parts.pop()  # no newline after it: not a complete line
+    for part in parts:
+        if len(part) > room:
+            break
+        line = stamp() + b" " + part if stamp else part
+        pos += len(part) + 1
+        for log in (logs if plain else select_logs(actions, line)):
+            log.put_line(line)
+    return pos
 
 
 def main(argv: list[str] | None = None) -> int:

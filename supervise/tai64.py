@@ -43,6 +43,19 @@ def now() -> bytes:
     return encode(seconds, (rest // 1000) * 1000 + 500)
 
 
+def stamper():
+    """A function returning now() labels; it formats the seconds half once per second,
+    for callers that stamp every line of a busy log."""
+    last = [None, b""]
+
+    def stamp() -> bytes:
+        seconds, rest = divmod(time.time_ns(), 1_000_000_000)
+        if seconds != last[0]:
+            last[0], last[1] = seconds, b"@%016x" % ((seconds + OFFSET) % _U64)
+        return last[1] + b"%08x" % ((rest // 1000) * 1000 + 500)
+    return stamp
+
+
 def scan(digits: bytes) -> tuple[int, int]:
     """(unix seconds, nanoseconds) from the hex digits tai64nlocal read after '@'.
 
