@@ -201,8 +201,10 @@ class Supervisor:
                 self.finish_pid = 0
                 if self.flag_exit:
                     return True
+                # A start asked for during ./finish: `u` leaves want up; `o` is pending
+                # unless a later `u` or `d` replaced it.
                 pending, self.start_pending = self.start_pending, False
-                if (self.flag_want and self.flag_want_up) or pending:
+                if (self.flag_want and self.flag_want_up) or (pending and not self.flag_want):
                     self.try_start()
 
     # -- commands ---------------------------------------------------------------
@@ -275,7 +277,7 @@ _SIGNALS = {b"a": signal.SIGALRM, b"h": signal.SIGHUP, b"k": signal.SIGKILL,
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) != 2 or not argv[1]:
+    if len(argv) != 2:
         exitcodes.usage(PROG, "supervise dir")
     directory = argv[1]
     try:

@@ -297,3 +297,30 @@ def test_warm_started_supervise_behaves_as_a_cold_one(tmp_path):
     time.sleep(1.1)
     control(service, b"dx")
     assert sup.wait(5) == 0
+
+
+def test_start_asked_for_while_finish_runs_waits_for_finish(tmp_path):
+    run = "#!/bin/sh\necho start >> events\nexit 0\n"
+    finish = "#!/bin/sh\necho finish >> events\nsleep 1.5\necho finished >> events\n"
+    service = make_service(tmp_path, run=run, finish=finish, down=True)
+    start_supervise(service)
+    control(service, b"o")
+    support.wait_for(lambda: "finish" in events(service), what="finish running")
+    control(service, b"u")
+    support.wait_for(lambda: events(service)[:4] == ["start", "finish", "finished", "start"],
+                     timeout=6, what="second start after finish")
+    control(service, b"d")
+
+
+def test_once_then_down_while_finish_runs_starts_nothing(tmp_path):
+    run = "#!/bin/sh\necho start >> events\nexit 0\n"
+    finish = "#!/bin/sh\necho finish >> events\nsleep 1\necho finished >> events\n"
+    service = make_service(tmp_path, run=run, finish=finish, down=True)
+    start_supervise(service)
+    control(service, b"o")
+    support.wait_for(lambda: "finish" in events(service), what="finish running")
+    control(service, b"od")
+    support.wait_for(lambda: "finished" in events(service), what="finish done")
+    time.sleep(1.2)
+    assert events(service) == ["start", "finish", "finished"]
+    assert status(service).pid == 0
