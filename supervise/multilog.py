@@ -149,8 +149,8 @@ def run_processor(processor: bytes, dirfd: int, env=None) -> None:
     except OSError as err:
         exitcodes.say(f"{PROG}: fatal: unable to run {os.fsdecode(processor)}: "
                       f"{exitcodes.error_str(err)}")
-    except BaseException:
-        pass
+    except BaseException as err:  # whatever happens, this child must not return
+        exitcodes.say(f"{PROG}: fatal: unable to run {os.fsdecode(processor)}: {err}")
     os._exit(111)
 
 
@@ -186,23 +186,15 @@ class Log:
         except OSError as err:
             die(f"unable to lock directory {self.name}", err)
         st = self._stat_or_none("current")
-        if st is not None and st.st_mode & 0o100 == 0:
-            st = None  # current left at 644: an outage interrupted it
-        elif st is not None:
-            # a complete current (744): go on appending to it
-            try:
-                self.current = os.open("current", O_APPEND, 0o600, dir_fd=self.dirfd)
-            except OSError as err:
-                die(f"unable to append to {self.name}/current", err)
-            try:
-                os.fchmod(self.current, 0o644)
-            except OSError as err:
-                die(f"unable to set mode of {self.name}/current", err)
+        if st is not None and st.st_mode & 0o100:
+            # a complete current (744, multilog ended cleanly): go on appending to it
+            self._open_current(f"unable to append to {self.name}/current")
             self.bytes = st.st_size
             return
+        # an outage may have interrupted anything: keep what can be kept as old logs
         self._unlink("state")
         self._unlink("newstate")
-        processed = self._stat_or_none("processed", fatal=True)
+        processed = self._stat_or_none("processed")
         if processed is not None and processed.st_mode & 0o100:
             self._unlink("previous")
             self.finish("processed", "s")
@@ -214,17 +206,20 @@ class Log:
             os.close(os.open("state", O_TRUNC, 0o644, dir_fd=self.dirfd))
         except OSError as err:
             die(f"unable to write to {self.name}/state", err)
+        self._open_current(f"unable to write to {self.name}/current")
+        self.bytes = 0
+
+    def _open_current(self, trouble: str) -> None:
         try:
             self.current = os.open("current", O_APPEND, 0o600, dir_fd=self.dirfd)
         except OSError as err:
-            die(f"unable to write to {self.name}/current", err)
+            die(trouble, err)
         try:
-            os.fchmod(self.current, 0o644)
+            os.fchmod(self.current, 0o644)  # 644: being written
         except OSError as err:
             die(f"unable to set mode of {self.name}/current", err)
-        self.bytes = 0
 
-    def _stat_or_none(self, file: str, fatal: bool = True):
+    def _stat_or_none(self, file: str):
         try:
             return os.stat(file, dir_fd=self.dirfd)
         except FileNotFoundError:
