@@ -12,7 +12,7 @@ end by running their child the way daemontools' pathexec does:
     appended, so the child's environment is in the same order as under the C tools.
 
 The starting environment is the one the tool was given: the LC_CTYPE=C.UTF-8 a cold
-Python adds to itself when started without a locale is not passed on (base_environ).
+Python adds to itself when started without a locale is not passed on (warmstart.environ).
 Two environments cannot be reproduced from Python: a name containing = makes the child
 run by exec even when it is one of ours (such a name cannot be put into a running
 process's environment), and the malformed entry "=name" (no value) is left out.
@@ -21,7 +21,6 @@ Our own programs continue warm in this process (ucspi.warmstart), others are exe
 Everything here returns values or raises OSError; the commands report.
 """
 
-import errno
 import importlib
 import os
 from typing import NoReturn
@@ -30,13 +29,13 @@ from ucspi import warmstart
 
 
 def env_with(changes, environ=None) -> dict:
-    """environ (default base_environ()) after changes, a sequence of (name, value or None).
+    """environ (default warmstart.environ()) after changes, a sequence of (name, value or None).
 
     None removes the variable. A name containing = behaves as in the C tools: the part
     before the first = names the variable removed, and the whole "name=value" text is
     added as an entry.
     """
-    environ = base_environ() if environ is None else environ
+    environ = warmstart.environ() if environ is None else environ
     entries = [f"{key}={value}" for key, value in environ.items()]
     for name, value in changes:
         item = name if value is None else f"{name}={value}"
@@ -54,26 +53,6 @@ def env_with(changes, environ=None) -> dict:
     return _as_dict(entries)
 
 
-def base_environ() -> dict:
-    """This process's environment as its starter gave it.
-
-    A cold Python started without a locale (env -i, svscanboot's `env - PATH=...`) sets
-    LC_CTYPE=C.UTF-8 in its own environment (PEP 538); the C tools pass on no such
-    variable, so it is dropped again when the kernel's copy of the starting environment
-    lacks it. A warm-started program got its environment from its launcher: kept as is.
-    """
-    environ = dict(os.environ)
-    if "LC_CTYPE" in environ and not warmstart._identity_cache:
-        try:
-            with open("/proc/self/environ", "rb") as f:
-                started = f.read().split(b"\0")
-        except OSError:
-            return environ
-        if not any(entry.startswith(b"LC_CTYPE=") for entry in started):
-            del environ["LC_CTYPE"]
-    return environ
-
-
 def _as_dict(entries) -> dict:
     """Entries as a mapping os.execve turns back into the same "name=value" strings."""
     result = {}
@@ -87,18 +66,6 @@ def _as_dict(entries) -> dict:
     return result
 
 
-def locate(name: str, environ=None) -> str:
-    """The file pathexec would run for name under environ's PATH; OSError if none."""
-    environ = os.environ if environ is None else environ
-    found = warmstart.find_program(name, environ)
-    if found is not None:
-        return found
-    for directory in environ.get("PATH", "/bin:/usr/bin").split(":"):
-        if os.path.exists(os.path.join(directory or ".", name)):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
-    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-
-
 def prepare(child: list[str], env=None) -> None:
     """Import child's module now if it is one of ours and will run warm.
 
@@ -106,19 +73,16 @@ def prepare(child: list[str], env=None) -> None:
     reading the interpreter's library as the new uid (exec would read it afresh anyway).
     """
     try:
-        program = locate(child[0])
+        program = warmstart.locate(child[0])
     except OSError:
         return
-    module = warmstart.resolve(program, base_environ() if env is None else env)
+    module = warmstart.resolve(program, warmstart.environ() if env is None else env)
     if module:
         importlib.import_module(module)
 
 
 def run(child: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
     """Become child (looked up in this process's PATH) with env; OSError if impossible."""
-    program = locate(child[0])
-    env = base_environ() if env is None else env
-    if any(not key or "=" in key for key in env):
-        # a name containing = cannot be put into this process's environment: exec
-        warmstart.exec_external(child, env, program)
+    program = warmstart.locate(child[0])
+    env = warmstart.environ() if env is None else env
     warmstart.exec_program(child, env, keep_fds, program=program)

@@ -27,6 +27,7 @@ Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is
 """
 
 import atexit
+import errno
 import gc
 import importlib
 import os
@@ -39,6 +40,7 @@ from typing import NoReturn
 import setproctitle
 
 SWITCH = "UCSPI_WARMSTART"
+DEFAULT_PATH = "/bin:/usr/bin"  # pathexec's search path when $PATH is unset
 _PACKAGES = ("ucspi.", "supervise.", "qmail.")
 _HEAD_BYTES = 1024
 
@@ -57,11 +59,24 @@ def find_program(name: str, env=None) -> str | None:
     if "/" in name:
         return name
     env = os.environ if env is None else env
-    for directory in env.get("PATH", os.defpath).split(":"):
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
         path = os.path.join(directory or ".", name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     return None
+
+
+def locate(name: str, env=None) -> str:
+    """find_program, or the OSError pathexec reports: access denied when a file of that
+    name exists along PATH but cannot be run, file does not exist when none does."""
+    found = find_program(name, env)
+    if found is not None:
+        return found
+    env = os.environ if env is None else env
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        if os.path.exists(os.path.join(directory or ".", name)):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
 def identify(path: str) -> str | None:
@@ -131,7 +146,8 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     env = environ() if env is None else dict(env)
     program = argv[0] if program is None else program
     module = resolve(program, env)
-    if module:
+    # A name containing = cannot be put into a running interpreter's environment.
+    if module and not any(not key or "=" in key for key in env):
         _run_in_process(module, argv, env, keep_fds)
     exec_external(argv, env, program)
 
@@ -140,10 +156,7 @@ def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
     """execve with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
     program = argv[0] if program is None else program
     _reset_signals(python_defaults=False)
-    path = find_program(program, env)
-    if path is None:
-        raise FileNotFoundError(2, "No such file or directory", program)
-    os.execve(path, argv, env)
+    os.execve(locate(program, env), argv, env)
 
 
 def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
@@ -292,15 +305,12 @@ def _isfd(fd: int) -> bool:
 
 
 def _set_environment(env) -> None:
-    """os.environ (and the C environ) become env; only the differences are applied."""
+    """os.environ (and the C environ, in env's order, as exec would lay it out) become env."""
     global _LOCALE_COERCED
     _LOCALE_COERCED = False  # from here on the environment is exactly the one given
     old_tz = os.environ.get("TZ")
-    for key in [key for key in os.environ if key not in env]:
-        del os.environ[key]
-    for key, value in env.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
+    os.environ.clear()
+    os.environ.update(env)
     if env.get("TZ") != old_tz:
         time.tzset()
 
