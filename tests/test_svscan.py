@@ -147,10 +147,13 @@ def log_lines(path):
         return []
 
 
-@pytest.mark.parametrize("which", ["ours", "C"])
+@pytest.mark.parametrize("which", ["ours", "C", "ours with C supervise"])
 def test_starts_one_supervise_per_directory_and_a_log_pair(tmp_path, which):
     support.service_tree(tmp_path, {"a": SLEEP_RUN, "b": SLEEP_RUN}, logs={"b": SLEEP_RUN})
-    svscan = start_svscan(which, tmp_path)
+    if which == "ours with C supervise":
+        svscan = start_svscan("ours", tmp_path, env=c_env())
+    else:
+        svscan = start_svscan(which, tmp_path)
     found = wait_supervisors(svscan, ["a", "b", "log"])
     # The logger runs as `supervise log` inside b, as 0.76 does it.
     assert cwd(found["supervise log"]) == str(tmp_path / "b" / "log")
@@ -270,8 +273,10 @@ def test_never_starts_a_second_supervise_while_one_is_alive(tmp_path):
     support.service_tree(tmp_path, {"a": SLEEP_RUN})
     svscan = start_svscan("ours", tmp_path)
     found = wait_supervisors(svscan, ["a"])
-    time.sleep(11)  # two more scans
+    time.sleep(6)  # one more scan
     assert supervisors(svscan) == found
+    # A second supervise would have complained about the lock.
+    assert svscan.err.read_available(0.2) == []
 
 
 @pytest.mark.parametrize("which", ["ours", "C"])
