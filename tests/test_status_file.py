@@ -5,7 +5,7 @@ import struct
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from supervise import status_file
 from tests import support
