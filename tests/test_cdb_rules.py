@@ -1,6 +1,7 @@
 """ucspi.cdb_rules: rules syntax, data encoding, djb cdb layout, key order, lookups on bad files."""
 
 import io
+import ipaddress
 import os
 import struct
 
@@ -271,3 +272,32 @@ def test_random_bytes_give_only_documented_outcomes(tmp_path, content):
     except cdb_rules.CorruptRules:
         return
     assert rule is None or isinstance(rule, cdb_rules.Rule)
+
+
+# --- IPv6 rules (property) -----------------------------------------------------------
+
+def fehcom_bits(addr: ipaddress.IPv6Address, n: int) -> bytes:
+    """ucspi-tcp6's prefix key body, computed independently from the address as an integer."""
+    out, ones = bytearray(), 0
+    for bit in format(int(addr), "0128b")[:n]:
+        if bit == "1":
+            out.append(96 + ones)
+            ones += 1
+        else:
+            out.append(ord("0"))
+    return bytes(out)
+
+
+@settings(max_examples=200)
+@given(st.ip_addresses(v=6), st.integers(1, 128), st.booleans())
+def test_ipv6_prefix_rule_key_and_lookup(addr, prefix, compressed):
+    text = (addr.compressed if compressed else addr.exploded).encode()
+    assert cdb_rules.parse_line(text + b":deny\n") == [(addr.exploded.upper().encode(), b"D\0")]
+    assert cdb_rules.parse_line(b"joe@" + text + b":allow\n") == [
+        (b"joe@" + addr.exploded.upper().encode(), b"")]
+    ((key, data),) = cdb_rules.parse_line(text + b"/%d:allow,NET=\"x\"" % prefix)
+    assert key == b"^" + fehcom_bits(addr, prefix) and data == b"+NET=x\0"
+    # every address in that network tries this key
+    network = ipaddress.IPv6Network((int(addr) >> (128 - prefix) << (128 - prefix), prefix))
+    member = network.broadcast_address
+    assert os.fsdecode(key) in cdb_rules.tcp_keys(str(member), None, None)

@@ -3,6 +3,8 @@
 import ipaddress
 import os
 import re
+import resource
+import signal
 
 import cdblib
 import pytest
@@ -154,6 +156,23 @@ def test_unreadable_input_matches_c(tmp_path):
             r = support.run([tool, "rules.cdb", "rules.tmp"], stdin=stdin, input=None, cwd=d)
         results.append((r.returncode, r.stderr, (d / "rules.cdb").exists()))
     assert results[0] == results[1] == (111, b"tcprules: fatal: unable to read input: file descriptor not open\n", False)
+
+
+def _small_file_limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+def test_write_failure_matches_c_and_leaves_cdb_alone(tmp_path):
+    text = b"".join(b"1.2.3.%d:allow,X=\"%s\"\n" % (i % 256, b"y" * 50) for i in range(500))
+    results = []
+    for tool, d in ((support.c_tool("tcprules"), tmp_path / "c"), (support.prog("tcprules"), tmp_path / "ours")):
+        d.mkdir()
+        (d / "rules.cdb").write_bytes(b"old")
+        r = support.run([tool, "rules.cdb", "rules.tmp"], input=text, cwd=d, preexec_fn=_small_file_limit)
+        results.append((r.returncode, r.stderr, (d / "rules.cdb").read_bytes()))
+    assert results[0] == results[1] == (111, b"tcprules: fatal: unable to write to rules.tmp: file too big\n", b"old")
+    assert not (tmp_path / "ours" / "rules.tmp").exists()
 
 
 def test_ipv6_lines_rejected_by_c_are_compiled_with_fehcom_keys(tmp_path):

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except cdb_rules.ParseError as e:
         line = e.args[0].split(b"\0", 1)[0]  # C prints the line as a C string
         exitcodes.fatal(PROG, "unable to parse this line: " + os.fsdecode(line), exitcodes.PERMANENT)
+    except MemoryError:
+        exitcodes.fatal(PROG, "out of memory")
     except _InputError as e:
         exitcodes.fatal_sys(PROG, "unable to read input", e.args[0])
     except OSError as e:
