@@ -13,7 +13,7 @@ venv: $(STAMP)
 # Reinstall whenever the package metadata (console scripts, dependencies) changes.
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
 	touch $(STAMP)
 
 test: venv

@@ -37,8 +37,6 @@ import time
 import traceback
 from typing import NoReturn
 
-import setproctitle
-
 SWITCH = "UCSPI_WARMSTART"
 DEFAULT_PATH = "/bin:/usr/bin"  # pathexec's search path when $PATH is unset
 _PACKAGES = ("ucspi.", "supervise.", "qmail.")
@@ -132,6 +130,7 @@ def preload(argv0: str, env=None) -> str | None:
     module = resolve(argv0, env)
     if module:
         importlib.import_module(module)
+        import setproctitle  # noqa: F401  (each warm child sets its title)
     gc.freeze()
     return module
 
@@ -304,6 +303,16 @@ def _isfd(fd: int) -> bool:
         return False
 
 
+def _set_title(argv: list[str]) -> None:
+    """A truthful process title. Imported here, not at start-up: setproctitle pulls in
+    logging (5 ms), which chain tools that exec should not pay; preload() loads it."""
+    try:
+        import setproctitle
+        setproctitle.setproctitle(" ".join(argv))
+    except Exception:
+        pass
+
+
 def _set_environment(env) -> None:
     """os.environ (and the C environ, in env's order, as exec would lay it out) become env."""
     global _LOCALE_COERCED
@@ -322,10 +331,7 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoRetur
     _reset_signals(python_defaults=True)
     _close_other_fds({0, 1, 2, *keep_fds})
     _fresh_stdio()
-    try:
-        setproctitle.setproctitle(" ".join(argv))
-    except Exception:
-        pass
+    _set_title(argv)
     _set_environment(env)
     sys.argv = list(argv)
     atexit._clear()
