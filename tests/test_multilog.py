@@ -252,11 +252,16 @@ PATTERN_BYTES = st.sampled_from([b"a", b"b", b"*", b"]", b" ", b"\xff"])
 LINE_BYTES = st.sampled_from([b"a", b"b", b"*", b"]", b" ", b"\xff", b"c"])
 
 
+@pytest.fixture(scope="module")
+def c_multilog():
+    return support.c_tool("multilog")
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pattern=st.lists(PATTERN_BYTES, max_size=6).map(b"".join),
        sample=st.lists(st.lists(LINE_BYTES, max_size=8).map(b"".join), min_size=1, max_size=25))
-def test_generated_patterns_select_the_same_lines_as_c(tmp_path_factory, pattern, sample):
-    c_tool = support.c_tool("multilog")
+def test_generated_patterns_select_the_same_lines_as_c(tmp_path_factory, c_multilog, pattern, sample):
+    c_tool = c_multilog
     work = tmp_path_factory.mktemp("pattern")
     result = run_multilog(c_tool, ["-*", os.fsdecode(b"+" + pattern), "./d"], b"\n".join(sample) + b"\n", work)
     assert result.returncode == 0
