@@ -25,8 +25,9 @@ run: venv
 	@echo "Stop it with Ctrl-C."
 	exec $(BIN)/tcpserver -v -RHl0 127.0.0.1 $(PORT) $(BIN)/recordio cat
 
+# Every benchmark prints our figures beside the C tools' (when installed), measured in the same run.
 bench: venv
-	$(BIN)/python bench/tcpserver
+	@for b in bench/*; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -346,6 +346,7 @@ def start_directly(o: Options, program: list[str], conn: socket.socket) -> int |
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends us quietly, as it ends C's
     o, rest = parse(argv)
     host, port_arg, program = rest[0], rest[1], rest[2:]
     if o.verbosity == 0:

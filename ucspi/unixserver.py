@@ -24,6 +24,7 @@ Exit codes: 100 usage; 111 cannot create, bind, listen or switch ids. SIGTERM ex
 """
 
 import os
+import signal
 import socket
 import stat
 import sys
@@ -173,6 +174,7 @@ def handle(o: Options, path: str, program: list[str], conn: socket.socket) -> No
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends us quietly, as it ends C's
     o, rest = parse(argv)
     path, program = rest[0], rest[1:]
     if o.verbosity == 0:
