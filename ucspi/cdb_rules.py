@@ -125,8 +125,8 @@ def tcp_keys(ip: str, host: str | None, info: str | None) -> list[str]:
     if addr is None:
         keys.extend(ip[:n] for n in range(len(ip), 0, -1) if ip[n - 1] == ".")
     else:
-        bits = os.fsdecode(b"^" + _bitstring(ipaddress.IPv6Address(addr).packed, 128))
-        keys.extend(bits[:n + 1] for n in range(128, 0, -1))
+        bits = b"^" + _bitstring(ipaddress.IPv6Address(addr).packed, 128)
+        keys.extend(os.fsdecode(bits[:n + 1]) for n in range(128, 0, -1))
     if host is not None:
         keys.extend("=" + host[i:] for i, ch in enumerate(host) if ch == ".")
         keys.append("=")
@@ -215,7 +215,11 @@ def _number(digits: bytes) -> int:
     """C's unsigned long from a run of digits (empty is 0; wraps at 2**64); ParseError otherwise."""
     if digits and not digits.isdigit():
         raise ParseError(digits)
-    return int(digits or b"0") % (1 << 64)
+    value = 0
+    for i in range(0, len(digits), 18):  # in pieces: int() refuses very long digit strings
+        piece = digits[i:i + 18]
+        value = (value * 10 ** len(piece) + int(piece)) % (1 << 64)
+    return value
 
 
 def _ipv6_rule(line: bytes) -> list[tuple[bytes, bytes]] | None:
@@ -242,7 +246,7 @@ def _ipv6_rule(line: bytes) -> list[tuple[bytes, bytes]] | None:
         return None
     data = _instructions(line[colon + 1:])
     if slash:
-        if at or not prefix.isdigit() or not 1 <= int(prefix) <= 128:
+        if at or not prefix.isdigit() or len(prefix) > 3 or not 1 <= int(prefix) <= 128:
             return None
         packed = ipaddress.IPv6Address(expanded).packed
         return [(b"^" + _bitstring(packed, int(prefix)), data)]
