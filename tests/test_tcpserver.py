@@ -453,3 +453,28 @@ def test_identd_timeout_leaves_remote_info_unset():
         env = env_of(port)
         assert "TCPREMOTEINFO" not in env
         assert 0.8 < time.monotonic() - started < 5
+
+
+def listen_backlog(port: int) -> int:
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10).stdout
+    return int(out.split()[2])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/ss") and not os.path.exists("/bin/ss"), reason="ss (iproute2) not installed")
+def test_backlog_is_20_by_default_and_dash_b_sets_it_as_c_does():
+    for b in both():
+        for args, expected in (([], 20), (["-b", "7"], 7)):
+            proc, port = start_tcpserver(["-RHl0", *args], ["true"], binary=b)
+            assert listen_backlog(port) == expected
+            proc.stop()
+
+
+def test_host_0_listens_on_every_address():
+    proc, port = start_tcpserver(["-RHl0"], ENV_DUMP, host="0")
+    assert env_of(port, host="127.0.0.1")["TCPLOCALIP"] == "127.0.0.1"
+    assert env_of(port, host="127.0.0.2")["TCPLOCALIP"] == "127.0.0.2"
+
+
+def test_dash_o_and_dash_d_are_accepted():
+    proc, port = start_tcpserver(["-RHl0", "-o", "-d"], ["/bin/echo", "ok"])
+    assert exchange(port) == b"ok\n"
