@@ -4,6 +4,7 @@
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -383,6 +384,45 @@ def test_failing_processor_is_retried_until_it_succeeds(tmp_path):
         proc.err.wait_line("multilog: warning: processor failed in ./d, pausing", timeout=10)
         support.wait_for(lambda: list((tmp_path / "d").glob("@*.s")), what="processed file")
         assert list((tmp_path / "d").glob("@*.s"))[0].read_bytes() == b"to process\n"
+    finally:
+        os.close(w)
+        os.close(r)
+    assert proc.wait(10) == 0
+
+
+def test_crashing_processor_is_reported_and_retried(tmp_path):
+    processor = "!if test -f ../crashed; then cat; else touch ../crashed; kill -9 $$; fi"
+    proc, w, r = started(support.prog("multilog"), [processor, "./d"], tmp_path)
+    try:
+        os.write(w, b"to process\n")
+        wait_content(tmp_path / "d" / "current", b"to process\n")
+        os.kill(proc.pid, signal.SIGALRM)
+        proc.err.wait_line("multilog: warning: processor crashed in ./d, pausing: interrupted system call",
+                           timeout=10)
+        proc.err.wait_line("multilog: warning: processor failed in ./d, pausing", timeout=10)
+        support.wait_for(lambda: list((tmp_path / "d").glob("@*.s")), what="processed file")
+    finally:
+        os.close(w)
+        os.close(r)
+    assert proc.wait(10) == 0
+
+
+def test_write_trouble_pauses_and_loses_nothing(tmp_path):
+    limit = 3000
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    r, w = os.pipe()
+    proc = support.Proc([support.prog("multilog"), "./d"], stdin=r, cwd=tmp_path, preexec_fn=small_files)
+    try:
+        data = b"".join(b"%04d %s\n" % (i, b"w" * 50) for i in range(100))  # beyond the limit
+        os.write(w, data)
+        proc.err.wait_line("multilog: warning: unable to write to ./d/current, pausing: file too big",
+                           timeout=10)
+        assert len((tmp_path / "d" / "current").read_bytes()) <= limit
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        wait_content(tmp_path / "d" / "current", data)
     finally:
         os.close(w)
         os.close(r)
