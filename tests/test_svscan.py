@@ -348,14 +348,18 @@ def test_more_than_1000_directories_get_the_c_warning(tmp_path, which):
 def test_unreadable_entries_and_missing_supervise_are_warnings(tmp_path, which):
     support.service_tree(tmp_path, {"x": SLEEP_RUN, "y": SLEEP_RUN}, logs={"y": SLEEP_RUN})
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "log").symlink_to(tmp_path / "z" / "log")  # a loop: z is not started
     svscan = start_svscan(which, tmp_path, env=support.suite_env(PATH=str(tmp_path / "nobin")))
-    got = sorted(svscan.err.wait_line("svscan:", timeout=10) for _ in range(4))
+    got = sorted(svscan.err.wait_line("svscan:", timeout=10) for _ in range(5))
     assert got == sorted([
         "svscan: warning: unable to stat dangling: file does not exist",
+        "svscan: warning: unable to stat z/log: symbolic link loop",
         "svscan: warning: unable to start supervise x: file does not exist",
         "svscan: warning: unable to start supervise y: file does not exist",
         "svscan: warning: unable to start supervise y/log: file does not exist",
     ])
+    assert svscan.err.read_available(1.0) == []  # nothing more until the next scan
     assert svscan.alive()
 
 
