@@ -1,7 +1,6 @@
 """tcprules: cdb bytes identical to C tcprules', C's messages and exit codes, atomic replacement."""
 
 import ipaddress
-import os
 import re
 import resource
 import signal
