@@ -105,7 +105,7 @@ class Supervisor:
         self.finish_pid = 0          # ./finish's pid while it runs
         self.start_pending = False   # u/o arrived while ./finish ran
         self.when = status_file.now_tai64n()
-        self.selfpipe_r = -1
+        self.selfpipe_r = self.selfpipe_w = -1
         self.control = -1
 
     # -- status -----------------------------------------------------------------
