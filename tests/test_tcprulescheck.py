@@ -1,5 +1,7 @@
 """tcprulescheck: the same report and exit code as C tcprulescheck for many cdbs and environments."""
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -172,3 +174,16 @@ def test_random_bytes_as_cdb_give_c_outcome(tmp_path_factory, content, env):
     if content and b"out of memory" not in c[2]:  # C's malloc may fail on a huge random length
         assert ours == c
 
+
+
+def _stdout_to_dev_full():
+    fd = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
+
+
+def test_unwritable_stdout_still_exits_0_as_c(c_cdbs):
+    for tool in (support.c_tool("tcprulescheck"), support.prog("tcprulescheck")):
+        for setup in (_stdout_to_dev_full, lambda: os.close(1)):
+            r = support.run([tool, c_cdbs["man"]], preexec_fn=setup)
+            assert (r.returncode, r.stderr) == (0, b""), (tool, setup)
