@@ -96,7 +96,7 @@ def read_int(root: str, name: str) -> int | None:
     line = read_line(root, name)
     if line is None:
         return None
-    if not line.isdigit():
+    if not line or not all("0" <= ch <= "9" for ch in line):
         raise ControlTrouble(f"unable to parse control/{name}")
     return int(line)
 
