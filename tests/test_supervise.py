@@ -107,7 +107,9 @@ def test_creates_state_directory_fifos_and_status_with_c_modes(tmp_path):
         assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o600
     assert stat.S_ISREG((sup / "lock").stat().st_mode) and stat.S_IMODE((sup / "lock").stat().st_mode) == 0o600
     assert (sup / "status").stat().st_size == 18
-    assert sorted(os.listdir(sup)) == ["control", "lock", "ok", "status"]
+    # status.new exists only while a status is being written
+    support.wait_for(lambda: sorted(os.listdir(sup)) == ["control", "lock", "ok", "status"], timeout=3,
+                     what="exactly the four state files")
 
 
 def test_second_supervise_is_refused_by_the_lock(tmp_path):
