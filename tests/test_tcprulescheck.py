@@ -171,7 +171,9 @@ def test_random_bytes_as_cdb_give_c_outcome(tmp_path_factory, content, env):
         assert ours[1] == b"" and ours[2] == b"tcprulescheck: fatal: unable to read r.cdb: protocol error\n"
     else:
         assert ours[1].endswith((b"allow connection\n", b"deny connection\n")) and ours[2] == b""
-    if content and b"out of memory" not in c[2]:  # C's malloc may fail on a huge random length
+    # C's malloc may fail on a huge random length; for an IPv6 client we try other keys than
+    # 0.88 (the expanded address and bit prefixes), which may run into other damage.
+    if content and b"out of memory" not in c[2] and ":" not in env.get("TCPREMOTEIP", ""):
         assert ours == c
 
 
