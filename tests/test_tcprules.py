@@ -1,6 +1,7 @@
 """tcprules: cdb bytes identical to C tcprules', C's messages and exit codes, atomic replacement."""
 
 import ipaddress
+import os
 import re
 import resource
 import signal
@@ -157,6 +158,16 @@ def test_unreadable_input_matches_c(tmp_path):
             r = support.run([tool, "rules.cdb", "rules.tmp"], stdin=stdin, input=None, cwd=d)
         results.append((r.returncode, r.stderr, (d / "rules.cdb").exists()))
     assert results[0] == results[1] == (111, b"tcprules: fatal: unable to read input: file descriptor not open\n", False)
+
+
+def test_closed_stdin_matches_c(tmp_path):
+    results = []
+    for tool, d in ((support.c_tool("tcprules"), tmp_path / "c"), (support.prog("tcprules"), tmp_path / "ours")):
+        d.mkdir()
+        r = support.run([tool, "rules.cdb", "rules.tmp"], cwd=d, preexec_fn=lambda: os.close(0))
+        results.append((r.returncode, r.stderr, (d / "rules.cdb").exists()))
+    assert results[0] == results[1] == (111, b"tcprules: fatal: unable to read input: file descriptor not open\n", False)
+    assert not (tmp_path / "ours" / "rules.tmp").exists()
 
 
 def _small_file_limit():

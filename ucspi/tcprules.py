@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def write(out):
         stage[0] = "write"
-        cdb_rules.compile_rules(_input_lines(sys.stdin.buffer), out)
+        cdb_rules.compile_rules(_input_lines(), out)
         stage[0] = "finish"
 
     try:
@@ -53,16 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _input_lines(stdin):
-    """Lines of standard input, each with its newline; read errors become _InputError."""
-    while True:
-        try:
-            line = stdin.readline()
-        except OSError as e:
-            raise _InputError(e) from e
-        if not line:
-            return
-        yield line
+def _input_lines():
+    """Lines of descriptor 0, each with its newline; read errors become _InputError.
+
+    Descriptor 0 itself, not sys.stdin: with 0 closed, Python has no sys.stdin, and (as in C)
+    tmp was just opened as descriptor 0, whose reading then fails.
+    """
+    try:
+        stdin = open(0, "rb", closefd=False)
+    except OSError as e:
+        raise _InputError(e) from e
+    with stdin:
+        while True:
+            try:
+                line = stdin.readline()
+            except OSError as e:
+                raise _InputError(e) from e
+            if not line:
+                return
+            yield line
 
 
 class _InputError(Exception):
