@@ -114,6 +114,15 @@ def error_str(err: BaseException | int) -> str:
         return os.strerror(num).lower()
 
 
+def _file_buffer(stream):
+    """The binary buffer under a text stream on a real descriptor, else None (e.g. capture objects)."""
+    try:
+        stream.fileno()
+        return stream.buffer
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def say(line: str) -> None:
     """Write one diagnostic line to stderr, ignoring a closed stderr.
 
@@ -121,7 +130,7 @@ def say(line: str) -> None:
     those bytes, as the C tools print them, not backslash-escaped.
     """
     try:
-        buffer = getattr(sys.stderr, "buffer", None)
+        buffer = _file_buffer(sys.stderr)
         if buffer is None:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

@@ -44,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if stage[0] == "create":
             exitcodes.fatal_sys(PROG, f"unable to create {tmp}", e)
-        if stage[0] == "finish" and e.filename2 is not None:
-            exitcodes.fatal_sys(PROG, f"unable to move {tmp} to {cdb}", e)
-        if stage[0] == "finish" and e.filename is not None:
-            # the rename is done; only making it durable (fsync of the directory) failed
+        if stage[0] == "finish" and (e.filename2 is not None or e.filename is not None):
+            # the rename failed (filename2 set) or making it durable (fsync of the directory) did
             exitcodes.fatal_sys(PROG, f"unable to move {tmp} to {cdb}", e)
         exitcodes.fatal_sys(PROG, f"unable to write to {tmp}", e)
     return 0
