@@ -110,13 +110,16 @@ def wait_supervisors(svscan, names, timeout=15):
 
 
 def wait_pid_file(path, timeout=10):
-    """The pid a run script wrote, once that process has become sleep."""
+    """The pid a run script wrote, once that process has become sleep and sleeps
+    (while starting, sleep itself opens and closes locale files)."""
     def ready():
         try:
             pid = int(path.read_text())
+            with open(f"/proc/{pid}/wchan") as f:
+                sleeping = "nanosleep" in f.read()
         except (OSError, ValueError):
             return None
-        return pid if title(pid).startswith("sleep") else None
+        return pid if sleeping and title(pid).startswith("sleep") else None
     return support.wait_for(ready, timeout, what=f"{path}")
 
 
