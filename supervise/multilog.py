@@ -582,17 +582,51 @@ def process(actions, logs: list[Log], source: Input, timestamps: bool) -> None:
 
 def _short_lines(chunk: bytes, pos: int, actions, logs, plain: bool, stamp, room: int) -> int:
     """The complete lines from chunk[pos:] on that fit in 1000 bytes, handed to their
-    logs (the common case, in one tight loop); returns where the rest begins."""
+    logs (the common case, in one tight loop); returns where the rest begins.
+
+    The lines of one input step (at most 1024 bytes, read together) share one label:
+    C takes the clock per line, microseconds apart; the format is the same."""
     parts = chunk[pos:].split(b"\n")
     parts.pop()  # no newline after it: not a complete line
+    prefix = stamp() + b" " if stamp else b""
+    if plain and len(logs) == 1:
+        return pos + _into_one_log(parts, logs[0], prefix, room)
     for part in parts:
         if len(part) > room:
             break
-        line = stamp() + b" " + part if stamp else part
+        line = prefix + part if prefix else part
         pos += len(part) + 1
         for log in (logs if plain else select_logs(actions, line)):
             log.put_line(line)
     return pos
+
+
+def _into_one_log(parts: list[bytes], log, prefix: bytes, room: int) -> int:
+    """_short_lines for the common script (one log, no selection): lines that fit in
+    the output buffer together are appended in one piece, which is what put_line does
+    line by line as long as the buffer does not fill. Returns the input bytes used."""
+    used = 0
+    extra = len(prefix) + 1
+    group_start = 0
+    group_bytes = 0
+    pending = log.pending
+    joiner = b"\n" + prefix
+    for i, part in enumerate(parts):
+        if len(part) > room:
+            parts = parts[:i]
+            break
+        size = len(part) + extra
+        if len(pending) + group_bytes + size > OUTPUT_STEP:
+            if i > group_start:
+                pending += prefix + joiner.join(parts[group_start:i]) + b"\n"
+            log.put_line(prefix + part)  # this one fills the buffer: C's path
+            group_start, group_bytes = i + 1, 0
+        else:
+            group_bytes += size
+        used += len(part) + 1
+    if len(parts) > group_start:
+        pending += prefix + joiner.join(parts[group_start:]) + b"\n"
+    return used
 
 
 def main(argv: list[str] | None = None) -> int:
