@@ -202,6 +202,8 @@ class Connection:
     def apply(self) -> dict:
         env = self.env
         for name, value in self.changes.items():
+            if not name or "=" in name:
+                continue  # a rule such as `:allow,=x` names no variable an exec can pass
             if value is None:
                 env.pop(name, None)
             else:
