@@ -30,7 +30,8 @@ def listeners_of(path) -> set[int]:
     with open("/proc/net/unix") as f:
         for line in f:
             fields = line.split()
-            if len(fields) >= 8 and fields[-1] == str(path) and fields[5] == "01":
+            # Flags 00010000 is __SO_ACCEPTCON: listen() has been called, not just bind()
+            if len(fields) >= 8 and fields[-1] == str(path) and int(fields[3], 16) & 0x10000:
                 inodes.add(fields[6])
     pids = set()
     for pid in os.listdir("/proc"):
