@@ -15,10 +15,10 @@ reads (svstat imports it, so it stays light); supervise writes the record durabl
 (status.new, fsync, rename) with ucspi.durable.
 """
 
+import collections
 import os
 import struct
 import time
-from typing import NamedTuple
 
 SIZE = 18
 TAI_UNIX_OFFSET = 2 ** 62 + 10  # TAI64 label of 1970-01-01 00:00:10 TAI, as libtai's tai_now
@@ -30,13 +30,15 @@ class BadFormat(ValueError):
     """bad format"""
 
 
-class Status(NamedTuple):
-    """One decoded status record; fields keep the raw values so pack(unpack(x)) == x."""
-    tai_seconds: int     # TAI64 label (see TAI_UNIX_OFFSET)
-    nanoseconds: int
-    pid: int             # 0: down
-    paused: int          # byte 16, nonzero means paused
-    want: str            # "u", "d", or "" (byte 0); any other byte as chr(byte)
+# collections.namedtuple, not typing.NamedTuple: svstat starts in a few ms without typing.
+class Status(collections.namedtuple("Status", "tai_seconds nanoseconds pid paused want")):
+    """One decoded status record; fields keep the raw values so pack(unpack(x)) == x.
+
+    tai_seconds: TAI64 label (see TAI_UNIX_OFFSET); nanoseconds; pid (0: down);
+    paused: byte 16, nonzero means paused; want: "u", "d", or "" (byte 0), any other
+    byte as chr(byte).
+    """
+    __slots__ = ()
 
     @property
     def up(self) -> bool:
