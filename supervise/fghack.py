@@ -19,18 +19,10 @@ import sys
 import traceback
 
 from supervise import pathexec
-from ucspi import exitcodes
+from ucspi import exitcodes, warmstart
 
 PROG = "fghack"
 DUPLICATES = 30
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
 
 
 def duplicate_targets(read_end: int, count: int = DUPLICATES) -> list[int]:
@@ -42,7 +34,7 @@ def duplicate_targets(read_end: int, count: int = DUPLICATES) -> list[int]:
     for fd in range(limit):
         if len(targets) == count:
             break
-        if fd == read_end or not _is_open(fd):
+        if fd == read_end or not warmstart.is_open(fd):
             targets.append(fd)
     return targets
 

@@ -16,14 +16,9 @@ import signal
 import sys
 
 from supervise import tai64
+from ucspi import filters
 
 READ_SIZE = 65536
-
-
-def _write_all(data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
 
 
 def stamp(data: bytes, at_line_start: bool, label: bytes) -> tuple[bytes, bool]:
@@ -45,15 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a closed reader ends us, as it ends C
     at_line_start = True
-    while True:
-        try:
-            data = os.read(0, READ_SIZE)
-        except OSError:
-            return 111
-        if not data:
-            return 0
+
+    def convert(data: bytes, final: bool) -> bytes:
+        nonlocal at_line_start
+        if final:
+            return b""
         out, at_line_start = stamp(data, at_line_start, tai64.now())
-        try:
-            _write_all(out)
-        except OSError:
-            return 111
+        return out
+
+    try:
+        filters.copy(convert, READ_SIZE)
+    except OSError:
+        return 111
+    return 0

@@ -17,16 +17,11 @@ import sys
 import time
 
 from supervise import tai64
+from ucspi import filters
 
 READ_SIZE = 65536
 
 LINE_START, IN_LABEL, MID_LINE = range(3)
-
-
-def _write_all(data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
 
 
 def _render(digits: bytes) -> bytes:
@@ -83,14 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a closed reader ends us, as it ends C
     time.tzset()  # TZ as this process's environment says, even when started warm
     converter = Converter()
-    while True:
-        try:
-            data = os.read(0, READ_SIZE)
-        except OSError:
-            return 111
-        if not data:
-            return 0
-        try:
-            _write_all(converter.feed(data))
-        except OSError:
-            return 111
+    try:
+        filters.copy(lambda data, final: b"" if final else converter.feed(data), READ_SIZE)
+    except OSError:
+        return 111
+    return 0

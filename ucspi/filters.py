@@ -1,16 +1,23 @@
-"""The copy loop of the small stream filters (addcr, delcr): stdin to stdout, chunked."""
+"""The copy loop of the stream filters (addcr, delcr, tai64n, tai64nlocal): stdin to stdout."""
 
 import os
 from typing import Callable
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of data to fd (short writes continued). Raises OSError."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def copy(convert: Callable[[bytes, bool], bytes], bufsize: int = 65536) -> None:
-    """Read fd 0 to its end, write convert(chunk, is_final) to fd 1. Raises OSError."""
+    """Read fd 0 to its end, write convert(chunk, is_final) to fd 1. Raises OSError.
+
+    Each piece is written before the next read, so a filter in a pipeline passes
+    lines on as they come."""
     while True:
         chunk = os.read(0, bufsize)
-        out = convert(chunk, not chunk)
-        view = memoryview(out)
-        while view:
-            view = view[os.write(1, view):]
+        write_all(1, convert(chunk, not chunk))
         if not chunk:
             return

@@ -19,7 +19,7 @@ import resource
 import signal
 import sys
 
-from ucspi import exitcodes, sgetopt
+from ucspi import exitcodes, filters, sgetopt, warmstart
 
 PROG = "ucspi-probe"
 
@@ -47,20 +47,12 @@ def report() -> dict:
         "umask": umask,
         "limits": {name: resource.getrlimit(getattr(resource, name)) for name in _LIMITS},
         # the directory listing itself holds one descriptor open while listing
-        "fds": [fd for fd in fds if _is_open(fd)],
+        "fds": [fd for fd in fds if warmstart.is_open(fd)],
         "signals": status,
         "title": title.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
         "warm": "ucspi.warmstart" in sys.modules and sys.modules["ucspi.warmstart"]._identity_cache != {},
         "pid": os.getpid(),
     }
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except sgetopt.UsageError:
         exitcodes.usage(PROG, "ucspi-probe [ -x code | -k signal ] [ arg ... ]")
     data = json.dumps(report(), sort_keys=True).encode() + b"\n"
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
+    filters.write_all(1, data)
     for opt, arg in opts:
         if opt == "x":
             return int(arg)

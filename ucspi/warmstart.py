@@ -238,6 +238,15 @@ _CATCHABLE = tuple(int(sig) for sig in signal.valid_signals()
                    if sig not in (signal.SIGKILL, signal.SIGSTOP))
 
 
+def is_open(fd: int) -> bool:
+    """Whether descriptor fd is open in this process."""
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
 def _reset_signals(python_defaults: bool) -> None:
     """Dispositions as exec leaves them: caught signals default, ignored ones ignored,
     nothing blocked. python_defaults adds what a starting interpreter sets up; without
@@ -291,16 +300,8 @@ def _fresh_stdio() -> None:
         return open(fd, mode, closefd=False, **kw)
 
     sys.stdin = sys.__stdin__ = stream(0, "r")
-    sys.stdout = sys.__stdout__ = stream(1, "w", buffering=1 if _isfd(1) and os.isatty(1) else -1)
+    sys.stdout = sys.__stdout__ = stream(1, "w", buffering=1 if is_open(1) and os.isatty(1) else -1)
     sys.stderr = sys.__stderr__ = stream(2, "w", buffering=1, errors="backslashreplace")
-
-
-def _isfd(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
 
 
 def _set_title(argv: list[str]) -> None:
