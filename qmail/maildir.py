@@ -1,0 +1,129 @@
+"""Maildir (maildir(5)): create one, deliver into one, list what is in one.
+
+Delivery follows the Maildir protocol, which needs no locks: the message is written to
+`tmp/` under a name no other delivery can be using, fsynced, then linked into `new/` and
+the `tmp/` name removed. A reader only ever sees complete messages in `new/`; a crash
+leaves at most a stale file in `tmp/`, which readers ignore.
+
+Unique names are `SECONDS.MUSECPPIDQN.HOST`: the time, the microseconds, the process id and
+a per-process delivery counter (so one process can deliver twice in a microsecond), and the
+host name with `/` and `:` written as `\\057` and `\\072` as maildir(5) asks.
+"""
+
+import errno
+import itertools
+import os
+import socket
+import time
+
+_counter = itertools.count(1)
+CHUNK = 65536
+
+
+class MaildirError(Exception):
+    """A delivery failed; kind is chdir (no such Maildir), read (the message) or write."""
+
+    def __init__(self, kind: str, err: OSError | None = None):
+        super().__init__(kind, err)
+        self.kind = kind
+        self.err = err
+
+
+def host_part() -> str:
+    """The host name as it goes into unique names."""
+    return socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+
+
+def unique_name(now: float | None = None) -> str:
+    """A file name no other delivery into any Maildir on this host uses."""
+    now = time.time() if now is None else now
+    seconds = int(now)
+    micros = int((now - seconds) * 1_000_000)
+    return f"{seconds}.M{micros}P{os.getpid()}Q{next(_counter)}.{host_part()}"
+
+
+def make(path: str, mode: int = 0o700) -> None:
+    """Create the Maildir path with tmp/, new/ and cur/ (maildirmake)."""
+    os.mkdir(path, mode)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(path, sub), mode)
+
+
+def _copy(source_fd: int, out_fd: int) -> None:
+    """The whole message from source_fd (from its start) onto out_fd."""
+    offset = 0
+    while True:
+        try:
+            chunk = os.pread(source_fd, CHUNK, offset)
+        except OSError as err:
+            raise MaildirError("read", err) from err
+        if not chunk:
+            return
+        offset += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.write(out_fd, view)
+            view = view[written:]
+
+
+def deliver(path: str, head: bytes, source_fd: int, mode: int = 0o600) -> str:
+    """Deliver head + the message on source_fd into the Maildir path; its name in new/.
+
+    Raises MaildirError; nothing is left in tmp/ afterwards either way.
+    """
+    try:
+        if not os.path.isdir(os.path.join(path, "tmp")):
+            os.stat(os.path.join(path, "tmp"))  # ENOENT and friends say why
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    except OSError as err:
+        raise MaildirError("chdir", err) from err
+    name = unique_name()
+    tmp = os.path.join(path, "tmp", name)
+    new = os.path.join(path, "new", name)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as err:
+        raise MaildirError("write", err) from err
+    try:
+        try:
+            view = memoryview(head)
+            while view:
+                view = view[os.write(fd, view):]
+            _copy(source_fd, fd)
+            os.fsync(fd)  # the message is on disk before it appears in new/
+        finally:
+            os.close(fd)
+        os.link(tmp, new)
+        # new/ now holds the name; make that survive a crash before reporting success.
+        dirfd = os.open(os.path.join(path, "new"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    except MaildirError:
+        _unlink(tmp)
+        raise
+    except OSError as err:
+        _unlink(tmp)
+        raise MaildirError("write", err) from err
+    _unlink(tmp)
+    return name
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def messages(path: str, subdirs=("new", "cur")) -> list[str]:
+    """Paths of the messages in path's subdirs, oldest name first (dot files skipped)."""
+    found = []
+    for sub in subdirs:
+        directory = os.path.join(path, sub)
+        for name in os.listdir(directory):
+            if not name.startswith("."):
+                found.append((name, os.path.join(directory, name)))
+    found.sort()
+    return [full for _, full in found]
