@@ -37,13 +37,8 @@ import stat
 import sys
 import time
 
-from qmail import delivery_env, dot_qmail, install_root, maildir, mbox
+from qmail import delivery_env, dot_qmail, install_root, maildir, mbox, queue_client
 from ucspi import exitcodes, sgetopt
-
-try:  # the qmail.c side of qmail-queue (H1's qmail/queue_client.py)
-    from qmail import queue_client
-except ImportError:  # pragma: no cover - until the queue client is installed
-    queue_client = None
 
 PROG = "qmail-local"
 USAGE = "qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
@@ -253,12 +248,8 @@ def read_message() -> bytes:
 
 def forward(recipients: list[bytes], sender: bytes, dtline: bytes) -> int:
     """Queue the message (with our Delivered-To line) to recipients; its qp (0: unknown)."""
-    if queue_client is None:
-        raise Stop(111, "Unable to fork: qmail-queue client missing. (#4.3.0)")
     message = dtline + read_message()
-    result = queue_client.enqueue(message, os.fsdecode(sender),
-                                  [os.fsdecode(r) for r in recipients],
-                                  root=install_root.root())
+    result = queue_client.enqueue(message, sender, recipients, root=install_root.root())
     if result.code != 0:
         raise Stop(100 if result.permanent else 111, f"Unable to forward message: {result.text}.")
     return int(getattr(result, "qp", 0) or 0)
