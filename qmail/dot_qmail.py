@@ -67,12 +67,14 @@ def extension_fields(ext: bytes) -> tuple[bytes, bytes, bytes, bytes]:
 
 
 def host_fields(host: bytes) -> tuple[bytes, bytes, bytes]:
-    """HOST2, HOST3, HOST4: the host without its last one, two, three dot-components."""
+    """HOST2, HOST3, HOST4: the host without its last one, two, three dot-components
+    (a host with fewer dots stays as it is, as qmail-local cuts only at a dot)."""
     fields = []
     end = len(host)
     for _ in range(3):
         cut = host.rfind(b".", 0, end)
-        end = 0 if cut < 0 else cut
+        if cut >= 0:
+            end = cut
         fields.append(host[:end])
     return fields[0], fields[1], fields[2]
 
