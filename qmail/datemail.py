@@ -1,0 +1,32 @@
+"""datemail: sendmail, with a Date: line in local time added first (qmail's datemail).
+
+    datemail [ sendmail options and arguments ]
+
+The same as `predate sendmail ARGS`, with ROOT/bin's predate and sendmail (this suite's
+when ROOT/bin has none). Exit codes: sendmail's; 111 when predate cannot be run.
+Environment: QMAIL_ROOT.
+"""
+
+import os
+import sys
+
+from qmail import install_root
+from ucspi import exitcodes, warmstart
+
+
+def program(root: str, name: str) -> str:
+    """ROOT/bin/NAME when installed there, else this suite's NAME."""
+    installed = os.path.join(root, "bin", name)
+    if os.path.exists(installed):
+        return installed
+    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    root = install_root.root()
+    try:
+        warmstart.exec_program([program(root, "predate"), program(root, "sendmail"), *argv[1:]])
+    except OSError as err:
+        exitcodes.fatal_sys("datemail", "unable to run predate", err)
+    return exitcodes.TEMPORARY
