@@ -164,3 +164,31 @@ def test_usage_exits_100(prog, args):
     r = support.run([support.prog(prog), *args])
     assert r.returncode == 100
     assert b": usage: " in r.stderr
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching uid/gid needs root")
+def test_u_and_g_drop_privileges_after_creating_the_socket(tmp_path):
+    user = support.unprivileged_user()
+    proc, path = start(tmp_path, ["-u", str(user.pw_uid), "-g", str(user.pw_gid)],
+                       ["/bin/sh", "-c", "id -u; id -g; id -G"])
+    assert talk(path).decode().split() == [str(user.pw_uid), str(user.pw_gid), str(user.pw_gid)]
+    assert os.stat(path).st_uid == 0  # created before the switch
+
+
+def test_concurrency_limit_defers_acceptance(tmp_path):
+    proc, path = start(tmp_path, ["-c", "1"], ["/bin/sh", "-c", "echo go; read x; echo done"])
+    first = socket.socket(socket.AF_UNIX)
+    first.settimeout(10)
+    first.connect(str(path))
+    assert first.recv(10) == b"go\n"
+    second = socket.socket(socket.AF_UNIX)
+    second.connect(str(path))
+    second.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        second.recv(10)
+    first.sendall(b"x\n")
+    assert support.recv_all(first) == b"done\n"
+    second.settimeout(10)
+    assert second.recv(10) == b"go\n"
+    first.close()
+    second.close()
