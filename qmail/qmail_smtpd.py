@@ -359,7 +359,7 @@ class Session:
                 chunk = reader.feed(self.conn.read_some())
             except smtp_data.StrayNewline:
                 self.out(STRAY)
-                self.conn.flush()
+                self.conn.close_after_reply()
                 raise SessionEnd(1)
             if oversized:
                 continue
@@ -444,7 +444,7 @@ class Session:
         delay = sgetopt.scan_ulong(self.env.get("GREETDELAY", ""))
         if delay and self.conn.wait_input(delay):
             self.out(GREETING_VIOLATION)
-            self.conn.flush()
+            self.conn.close_after_reply()
             raise SessionEnd(1)
         self.greet(b"220 ")
         self.out(b" ESMTP\r\n")

@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import ssl
+import time
 
 
 class Disconnected(Exception):
@@ -59,6 +60,33 @@ class Conn:
                 view = view[os.write(self.wfd, view):]
             except OSError as err:
                 raise Disconnected(str(err)) from err
+
+    def close_after_reply(self, drain: float = 1.0) -> None:
+        """Send pending replies, end our direction, and read (and drop) what the client
+        still sends for at most drain seconds, so that closing with unread input does not
+        reset the connection before the client has read the last reply."""
+        try:
+            self.flush()
+        except Disconnected:
+            return
+        try:
+            sock = socket.socket(fileno=os.dup(self.wfd))
+        except OSError:
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + drain
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                if not sock.recv(65536):
+                    break
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     # input
 
