@@ -37,7 +37,7 @@ import stat
 import sys
 import time
 
-from qmail import delivery_env, dot_qmail, install_root, maildir, mbox, queue_client
+from qmail import delivery_env, dot_qmail, forwarding, install_root, maildir, mbox
 from ucspi import exitcodes, sgetopt
 
 PROG = "qmail-local"
@@ -232,27 +232,17 @@ def run_program(command: bytes, env: dict) -> bool:
     return False
 
 
-def read_message() -> bytes:
-    rewind()
-    chunks, offset = [], 0
-    while True:
-        try:
-            chunk = os.pread(0, 1 << 20, offset)
-        except OSError as err:
-            raise Stop(111, f"Unable to read message: {reason(err)}. (#4.3.0)") from None
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
-
-
 def forward(recipients: list[bytes], sender: bytes, dtline: bytes) -> int:
-    """Queue the message (with our Delivered-To line) to recipients; its qp (0: unknown)."""
-    message = dtline + read_message()
-    result = queue_client.enqueue(message, sender, recipients, root=install_root.root())
+    """Queue the message (with our Delivered-To line) to recipients; the qp."""
+    rewind()
+    try:
+        result, qp = forwarding.forward(0, dtline, sender, recipients,
+                                        root=install_root.root(), from_start=True)
+    except forwarding.ReadError as err:
+        raise Stop(111, f"Unable to read message: {reason(err.err)}. (#4.3.0)") from None
     if result.code != 0:
         raise Stop(100 if result.permanent else 111, f"Unable to forward message: {result.text}.")
-    return int(getattr(result, "qp", 0) or 0)
+    return qp
 
 
 def deliver(doit: bool, args: list[bytes]) -> bytes:
