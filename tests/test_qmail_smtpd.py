@@ -457,3 +457,30 @@ def test_received_line_replaces_unsafe_bytes():
     line = smtp_received.received(b"SMTP", b"loc al", b"1.2.3.4", b"h\nx", b"i(f)", b"he lo", when=0)
     assert line == (b"Received: from h?x (HELO he?lo) (i?f?@1.2.3.4)\n"
                     b"  by loc?al with SMTP; 1 Jan 1970 00:00:00 -0000\n")
+
+
+def test_warm_start_off_gives_the_same_session(tree):
+    result = session(tree, SEND, UCSPI_WARMSTART="0")
+    lines = replies(result)
+    assert lines[4] == b"354 go ahead" and OK_QP.match(lines[5] + b"\r\n")
+    assert len(queued(tree)) == 1
+
+
+def test_embedded_tree_works_as_an_ordinary_user(tmp_path):
+    user = support.unprivileged_user()
+    base = Path("/tmp") / f"h4-embedded-{os.getpid()}"
+    root = base / "qmail"
+    try:
+        base.mkdir(mode=0o755)
+        os.chown(base, user.pw_uid, user.pw_gid)
+        install = support.run(support.as_user([support.prog("qmail-install"), "--embedded", "--fqdn", FQDN,
+                                               root], user))
+        assert install.returncode == 0, install.stderr
+        result = support.run(support.as_user([support.prog("qmail-smtpd")], user),
+                             input=b"".join(l + b"\r\n" for l in SEND), env=smtpd_env(root))
+        lines = replies(result)
+        assert OK_QP.match(lines[5] + b"\r\n"), result.stdout + result.stderr
+        [(message, _)] = queued(root)
+        assert f"invoked by uid {user.pw_uid})".encode() in message.split(b"\n", 1)[0]
+    finally:
+        subprocess.run(["rm", "-rf", "--", str(base)], timeout=30)
