@@ -13,7 +13,7 @@ Creates, under ROOT (default $QMAIL_ROOT or /var/qmail), whatever is missing of:
     users/      (embedded) assign and cdb mapping the mailbox demo to the current user
                 with home ROOT/mailboxes/demo and its Maildir; every other local address
                 goes to alias, as qmail-getpw would send it
-    run/        where the injection service qmail-queued puts its socket
+    run/        where the injection service qmail-queued (as qmailq) puts its socket
 Root mode (the default when run as root without --embedded): qmail's groups qmail and
 nofiles and users alias, qmaild, qmaill, qmailp, qmailq, qmailr, qmails are created when
 missing, and owners and modes are set as qmail's hier.c sets them. Embedded mode: everything
@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 def install(root: str, fqdn: str | None, embedded: bool) -> None:
     ids = Ids.embedded() if embedded else Ids.qmail(root)
     directory(root, ids.uid("root"), ids.gid("qmail"), 0o755)
-    for name, mode in (("bin", 0o755), ("control", 0o755), ("users", 0o755), ("run", 0o755),
-                       ("boot", 0o755)):
+    for name, mode in (("bin", 0o755), ("control", 0o755), ("users", 0o755), ("boot", 0o755)):
         directory(os.path.join(root, name), ids.uid("root"), ids.gid("qmail"), mode)
+    # qmail-queued, running as qmailq, makes its socket here
+    directory(os.path.join(root, "run"), ids.uid("qmailq"), ids.gid("qmail"), 0o755)
     directory(os.path.join(root, "alias"), ids.uid("alias"), ids.gid("qmail"),
               0o755 if embedded else 0o2755)
     install_queue(root, ids)
