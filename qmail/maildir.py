@@ -117,13 +117,41 @@ def _unlink(path: str) -> None:
         pass
 
 
-def messages(path: str, subdirs=("new", "cur")) -> list[str]:
-    """Paths of the messages in path's subdirs, oldest name first (dot files skipped)."""
+def clean_tmp(path: str, now: float | None = None, age: int = 129600) -> None:
+    """Remove files in path/tmp not accessed for 36 hours (abandoned deliveries)."""
+    now = time.time() if now is None else now
+    tmp = os.path.join(path, "tmp")
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            if now > os.stat(os.path.join(tmp, name)).st_atime + age:
+                os.unlink(os.path.join(tmp, name))
+        except OSError:
+            pass
+
+
+def scan(path: str, subdirs=("new", "cur"), now: float | None = None) -> list[tuple[int, str]]:
+    """(mtime, "sub/name") of the messages in path's subdirs, oldest first.
+
+    Files modified in the current second are left for next time, so the order stays
+    right; dot files are skipped. OSError when a subdirectory cannot be read.
+    """
+    now = int(time.time() if now is None else now)
     found = []
     for sub in subdirs:
-        directory = os.path.join(path, sub)
-        for name in os.listdir(directory):
-            if not name.startswith("."):
-                found.append((name, os.path.join(directory, name)))
+        for name in os.listdir(os.path.join(path, sub)):
+            if name.startswith("."):
+                continue
+            try:
+                mtime = int(os.stat(os.path.join(path, sub, name)).st_mtime)
+            except OSError:
+                continue
+            if mtime < now:
+                found.append((mtime, f"{sub}/{name}"))
     found.sort()
-    return [full for _, full in found]
+    return found
