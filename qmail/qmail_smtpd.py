@@ -42,6 +42,7 @@ import time
 
 from qmail import control, install_root, queue_client, rcpthosts, smtp_auth, smtp_data
 from qmail import smtp_io, smtp_received, smtp_validrcpt
+from qmail import qmail_queue  # noqa: F401  (loaded once in a warm tcpserver for every queue child)
 from ucspi import sgetopt
 
 MAXHOPS = 100
