@@ -160,7 +160,7 @@ class Session:
         self.conn = conn
         self.root = root
         self.env = env
-        self.auth_hostname = auth_argv[0].encode("latin-1", "replace") if auth_argv else b""
+        self.auth_hostname = os.fsencode(auth_argv[0]) if auth_argv else b""
         self.auth_program = auth_argv[1:]
         self.seenmail = False
         self.flagbarf = False
@@ -195,13 +195,13 @@ class Session:
         if "DATABYTES" in env:
             databytes = sgetopt.scan_ulong(env["DATABYTES"])
         self.databytes = databytes
-        self.remoteip = env.get("TCPREMOTEIP", "unknown").encode("latin-1", "replace")
-        self.local = env.get("TCPLOCALHOST", env.get("TCPLOCALIP", "unknown")).encode("latin-1", "replace")
-        self.remotehost = env.get("TCPREMOTEHOST", "unknown").encode("latin-1", "replace")
+        self.remoteip = os.fsencode(env.get("TCPREMOTEIP", "unknown"))
+        self.local = os.fsencode(env.get("TCPLOCALHOST", env.get("TCPLOCALIP", "unknown")))
+        self.remotehost = os.fsencode(env.get("TCPREMOTEHOST", "unknown"))
         info = env.get("TCPREMOTEINFO")
-        self.remoteinfo = None if info is None else info.encode("latin-1", "replace")
+        self.remoteinfo = None if info is None else os.fsencode(info)
         relay = env.get("RELAYCLIENT")
-        self.relayclient = None if relay is None else relay.encode("latin-1", "replace")
+        self.relayclient = None if relay is None else os.fsencode(relay)
         self.size_ext = "SMTPSIZE" in env
         self.certificate = control.path(root, "servercert.pem")
         self.tls_offered = ("DISABLETLS" not in env and os.path.exists(self.certificate)
