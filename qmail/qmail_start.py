@@ -32,6 +32,7 @@ from ucspi import warmstart
 DEFAULT_DELIVERY = "./Mailbox"
 USERS = ("qmaill", "qmailq", "qmailr", "qmails")
 GROUPS = ("qmail", "nofiles")
+PROGRAMS = ("qmail-send", "qmail-todo", "qmail-clean", "qmail-lspawn", "qmail-rspawn")
 
 
 class Identity:
@@ -88,12 +89,23 @@ def fork_child(identity: Identity, user: str | None, group: str | None,
     start(argv, mapping, keep)
 
 
+def preload_programs() -> None:
+    """Import every program once, here: each child then starts warm, and a child that
+    has dropped its privileges need not read the interpreter's files again."""
+    for name in PROGRAMS:
+        try:
+            warmstart.preload(name)
+        except Exception:
+            pass  # it will be exec'd cold
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     try:
         os.chdir("/")
         os.umask(0o077)
         identity = Identity(os.getuid() == 0)
+        preload_programs()
         identity.set_gid("qmail")
         for fd in range(2, 7):
             os.dup2(0, fd)  # so no pipe below lands on 0..6
