@@ -33,9 +33,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-import cdblib
-
-from qmail import install_root, queue_layout
+from qmail import install_root, queue_layout, users
 from ucspi import durable, exitcodes
 
 PROG = "qmail-install"
@@ -253,40 +251,10 @@ def install_demo(root: str, ids: "Ids") -> None:
     assign = os.path.join(root, "users", "assign")
     new_file(assign, ("\n".join(lines) + "\n").encode(), uid, gid, 0o644)
     cdb = os.path.join(root, "users", "cdb")
-    if not os.path.exists(cdb):
+    if not os.path.exists(cdb):  # as qmail-newu builds it
         with open(assign, "rb") as f:
-            records = users_cdb_records(f.read())
-        durable.replace(cdb, cdb + ".tmp", lambda out: _write_cdb(out, records), 0o644)
-
-
-def users_cdb_records(assign: bytes) -> list[tuple[bytes, bytes]]:
-    """users/assign as qmail-newu stores it: "!local\\0" for = lines, "!prefix" for +
-    lines, and under the empty key the last characters of the + prefixes."""
-    records, wild = [], b""
-    for line in assign.split(b"\n"):
-        if line.startswith(b"."):
-            break
-        if not line:
-            continue
-        colon = line.index(b":")
-        local = line[1:colon].lower()
-        if line[:1] == b"+":
-            key = b"!" + local
-            if local and local[-1:] not in wild:
-                wild += local[-1:]
-        else:
-            key = b"!" + local + b"\0"
-        fields = line[colon + 1:].split(b":")[:6]
-        records.append((key, b"\0".join(fields)))
-    records.append((b"", wild))
-    return records
-
-
-def _write_cdb(out, records) -> None:
-    writer = cdblib.Writer(out)
-    for key, value in records:
-        writer.put(key, value)
-    writer.finalize()
+            text = f.read()
+        durable.replace(cdb, cdb + ".tmp", lambda out: users.build_cdb(text, out), 0o644)
 
 
 class Ids:

@@ -15,7 +15,6 @@ Exit codes: 0; 111 when ROOT/queue cannot be entered.
 Environment: QMAIL_ROOT.
 """
 
-import errno
 import os
 import sys
 

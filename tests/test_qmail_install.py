@@ -2,7 +2,6 @@
 control files, launchers pinned to ROOT (and warm-started with the pinned root),
 idempotence, users/cdb in qmail-newu's format, root mode's owners and modes."""
 
-import grp
 import os
 import pwd
 import stat
@@ -11,8 +10,8 @@ import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import queue_client, queue_layout
-from qmail.qmail_install import config_fast_domains, users_cdb_records
+from qmail import queue_client, queue_layout, users
+from qmail.qmail_install import config_fast_domains
 from tests import qmail_trees, support
 from tests.qmail_trees import user_tree  # noqa: F401  (fixture)
 from ucspi import warmstart
@@ -90,11 +89,18 @@ def test_users_cdb_is_in_qmail_newu_format(tmp_path):
     assert cdb.get(b"") == b"-"  # qmail-newu's wildcard characters
 
 
-def test_users_cdb_records_lowercase_keys_and_collect_wildcard_characters():
-    records = dict(users_cdb_records(b"=Joe:u:1:2:/h:::\n+list-:u:1:2:/h:-::\n+x.:u:1:2:/h:-::\n.\n"))
-    assert records[b"!joe\0"] == b"u\x001\x002\x00/h\x00\x00"
-    assert records[b"!list-"] == b"u\x001\x002\x00/h\x00-\x00"
-    assert records[b""] == b"-."
+@pytest.mark.parametrize("local, home, dash, ext", [
+    (b"demo", "mailboxes/demo", b"", b""),
+    (b"Demo", "mailboxes/demo", b"", b""),
+    (b"demo-list", "mailboxes/demo", b"-", b"list"),
+    (b"postmaster", "alias", b"-", b"postmaster"),
+    (b"mailer-daemon", "alias", b"-", b"mailer-daemon"),
+])
+def test_demo_and_alias_addresses_resolve_through_users_cdb(tmp_path, local, home, dash, ext):
+    root = qmail_trees.embedded_tree(tmp_path)
+    found = users.lookup_cdb(read(root, "users", "cdb"), local)
+    assert (found.uid, found.home, found.dash, found.ext) == (
+        os.getuid(), os.path.join(root, home).encode(), dash, ext)
 
 
 def test_launchers_pin_root_for_every_qmail_program(tmp_path):
