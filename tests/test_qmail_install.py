@@ -163,3 +163,11 @@ def test_ordinary_user_builds_and_owns_a_tree(user_tree):
         assert os.stat(path).st_uid == user.pw_uid
     assert os.stat(os.path.join(root, "users", "cdb")).st_uid == user.pw_uid
     assert f":{user.pw_uid}:{user.pw_gid}:".encode() in read(root, "users", "assign")
+
+
+def test_pinned_variables_only_come_from_suite_launchers(tmp_path):
+    script = tmp_path / "other"
+    script.write_text("#!/bin/sh\nos.environ['QMAIL_ROOT'] = '/x'\n")
+    script.chmod(0o755)
+    assert warmstart.pinned(str(script)) == {}
+    assert warmstart.pinned(support.prog("qmail-queue")) == {}  # a plain console script

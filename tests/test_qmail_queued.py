@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from qmail import envelope, queue_layout
+from qmail import envelope, qmail_queued, queue_layout
 from tests import qmail_trees, support
 
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="two users need root")
@@ -132,3 +133,54 @@ def test_without_peer_credentials_nothing_is_queued(tmp_path):
                        env=support.suite_env(QMAIL_ROOT=root, UNIXREMOTEEUID=None))
     assert done.stdout == b"81\n"
     assert qmail_trees.queued(root) == []
+
+
+def frames(chunks) -> bytes:
+    """What qmail-queue sends for these message chunks (the end marker included)."""
+    return b"".join(b"%d:%s," % (len(c), c) for c in chunks if c) + b"0:,"
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.binary(max_size=50))
+@settings(max_examples=60, deadline=None)
+def test_framing_reader_returns_the_message_then_the_bytes_after_it(chunks, rest):
+    a, b = socket.socketpair()
+    try:
+        a.sendall(frames(chunks) + rest)
+        a.shutdown(socket.SHUT_WR)
+        reader = qmail_queued.Reader(b.fileno())
+        got = []
+        for _ in range(len(chunks) + 1):
+            piece = reader.message_chunk()
+            if not piece:
+                break
+            got.append(piece)
+        assert b"".join(got) == b"".join(chunks)
+        tail = b""
+        for _ in range(len(rest) + 1):
+            piece = reader.envelope_chunk()
+            if not piece:
+                break
+            tail += piece
+        assert tail == rest
+    finally:
+        a.close()
+        b.close()
+
+
+@given(st.binary(max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_framing_reader_on_garbage_ends_or_raises_a_read_error(data):
+    a, b = socket.socketpair()
+    try:
+        a.sendall(data)
+        a.shutdown(socket.SHUT_WR)
+        reader = qmail_queued.Reader(b.fileno())
+        for _ in range(len(data) + 2):
+            try:
+                if not reader.message_chunk():
+                    break
+            except OSError:
+                break
+    finally:
+        a.close()
+        b.close()
