@@ -293,3 +293,32 @@ def test_garbage_gets_502_and_the_session_survives(tree, tmp_path):
         lines = support.recv_all(s).split(b"\r\n")
     assert lines[1:5] == [b"502 unimplemented (#5.5.1)", b"502 unimplemented (#5.5.1)", b"250 ok",
                           b"221 mx.example.org"]
+
+
+def test_swaks_starttls_and_auth_login_relay(tree, tmp_path, certificate):
+    swaks = "/usr/bin/swaks"
+    if not os.path.exists(swaks):
+        pytest.skip("swaks not installed (apt-get install swaks)")
+    (tree / "control" / "servercert.pem").write_bytes(certificate)
+    _, port = start_smtpd(tree, tmp_path, args=checkpassword(tmp_path))
+    result = support.run([swaks, "--server", "127.0.0.1", "--port", str(port), "--from", "a@b.example",
+                          "--to", "x@foreign.example", "--tls", "--auth", "LOGIN", "--auth-user", USER,
+                          "--auth-password", PASSWORD, "--timeout", "10"], timeout=30)
+    out = result.stdout.decode()
+    assert result.returncode == 0, out
+    assert "<-  220 ready for tls" in out and "<~  250-AUTH LOGIN PLAIN" in out
+    assert "<~  334 VXNlcm5hbWU6" in out and "<~  334 UGFzc3dvcmQ6" in out
+    assert "<~  235 ok, go ahead (#2.0.0)" in out
+    assert queued(tree)[0][1].endswith(b"Tx@foreign.example\0")
+
+
+def test_ipv6_client_address_in_received_line(tree, tmp_path):
+    env = smtpd_env(tree, TCPREMOTEIP=None, TCPLOCALIP=None)
+    try:
+        proc, port = start_tcpserver(["-RHl0"], [support.prog("qmail-smtpd")], env=env, host="::1")
+    except AssertionError:
+        pytest.skip("no IPv6 loopback here")
+    with smtplib.SMTP("::1", port, timeout=10) as smtp:
+        assert smtp.send_message(message()) == {}
+    assert b"Received: from unknown (HELO " in queued(tree)[0][0]
+    assert b") (::1)\n  by 0 with SMTP; " in queued(tree)[0][0]
