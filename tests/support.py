@@ -280,3 +280,16 @@ def as_user(argv, user: pwd.struct_passwd) -> list[str]:
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
     return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
             *[str(a) for a in argv]]
+
+
+def inherited_ignored_signals() -> int:
+    """The SigIgn mask this test process inherited (what exec passes on to every program
+    started from here), without the SIGPIPE/SIGXFSZ that Python ignores itself. A parent
+    started through posix_spawn, as GNU make does, passes on glibc's internal signals
+    32 and 33 ignored, for instance."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                mask = int(line.split()[1], 16)
+                break
+    return mask & ~((1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1)))
