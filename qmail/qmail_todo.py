@@ -174,7 +174,10 @@ class Todo:
                 pass
 
     def poll_commands(self, timeout: float | None) -> list[int]:
-        watch = [FROM_SEND] + ([self.trigger_fd] if self.trigger_fd >= 0 else [])
+        # Before S the trigger is not watched: a pulled trigger stays readable until
+        # it is re-armed, and nothing may be processed yet.
+        armed = self.started and self.trigger_fd >= 0
+        watch = [FROM_SEND] + ([self.trigger_fd] if armed else [])
         try:
             ready, _, _ = select.select(watch, [], [], timeout)
         except InterruptedError:
