@@ -337,44 +337,60 @@ def split_header(lines):
     """Events of a message read as headerbody does: ("field", bytes), ("end", b""),
     ("body", bytes).
 
-    lines yields the input's lines, each ending in "\\n" except perhaps the last (which
-    gets one). Continuation lines join their field; a "From " line becomes an
-    "MBOX-Line: " field; the first line that is neither ends the header: a blank line is
-    kept as the separator, anything else is preceded by an inserted blank line.
+    lines yields the input in pieces that end in "\\n" except where a line was longer
+    than the reader's limit and at the very end. Header lines are joined whole; body
+    pieces pass through as they come, and the input's last line gets a "\\n" if it lacks
+    one. Continuation lines join their field; a "From " line becomes an "MBOX-Line: "
+    field; the first line that is neither ends the header: a blank line is kept as the
+    separator, anything else is preceded by an inserted blank line.
     """
-    line = None
+    field = None
     in_header = True
-    for raw in lines:
-        if not raw:
+    pending = b""  # a header line still arriving
+    held = None  # the latest body piece: the last one may need its newline
+    for piece in lines:
+        if not piece:
             continue
-        if not raw.endswith(b"\n"):
-            raw += b"\n"
         if not in_header:
-            yield ("body", raw)
+            if held is not None:
+                yield ("body", held)
+            held = piece
             continue
-        if line is not None:
-            if raw[:1] in (b" ", b"\t"):
-                line += raw
-                continue
-            yield ("field", line)
-            line = None
-        if raw == b"\n":
-            in_header = False
-            yield ("end", b"")
-            yield ("body", raw)
-        elif raw.startswith(b"From "):
-            line = b"MBOX-Line: " + raw
-        elif field_valid(raw):
-            line = raw
-        else:
-            in_header = False
-            yield ("end", b"")
-            yield ("body", b"\n")
-            yield ("body", raw)
+        pending += piece
+        if not pending.endswith(b"\n"):
+            continue
+        line, pending = pending, b""
+        field, in_header, events = _header_line(field, line)
+        yield from events
     if in_header:
-        if line is not None:
-            yield ("field", line)
-        yield ("end", b"")
+        if pending:
+            field, in_header, events = _header_line(field, pending + b"\n")
+            yield from events
+        if in_header:
+            if field is not None:
+                yield ("field", field)
+            yield ("end", b"")
+    if held is not None:
+        yield ("body", held if held.endswith(b"\n") else held + b"\n")
+
+
+def _header_line(field, line):
+    """One whole header-phase line: (field being built, still in header, events)."""
+    events = []
+    if field is not None:
+        if line[:1] in (b" ", b"\t"):
+            return field + line, True, events
+        events.append(("field", field))
+        field = None
+    if line == b"\n":
+        events += [("end", b""), ("body", line)]
+        return None, False, events
+    if line.startswith(b"From "):
+        return b"MBOX-Line: " + line, True, events
+    if field_valid(line):
+        return line, True, events
+    events += [("end", b""), ("body", b"\n"), ("body", line)]
+    return None, False, events
 
 
 def format_date(when: float | None = None) -> str:

@@ -372,7 +372,7 @@ def input_lines():
     stream = sys.stdin.buffer
     while True:
         try:
-            line = stream.readline(1 << 20)
+            line = stream.readline(65536)  # long lines arrive in pieces
         except OSError:
             die_read()
         if not line:

@@ -325,3 +325,45 @@ def test_embedded_tree_works_as_an_ordinary_user(user_tree):  # noqa: F811
     assert done.returncode == 0, done.stderr
     (num,) = qmail_trees.queued(root)
     assert qmail_trees.todo(root, num).recipients == [b"demo@" + qmail_trees.FQDN.encode()]
+
+
+# --- property: any header either rewrites or is refused with exit 100, never a crash ---
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from qmail import address, qmail_inject  # noqa: E402
+
+FIELD_NAMES = st.sampled_from([b"To", b"Cc", b"Bcc", b"From", b"Reply-To", b"Return-Path",
+                               b"Resent-To", b"Resent-From", b"Subject", b"X-Any"])
+FIELD_TEXT = st.binary(max_size=80).filter(lambda b: b"\n" not in b)
+
+
+@pytest.fixture(scope="module")
+def property_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("property") / "qmail"
+    (root / "control").mkdir(parents=True)
+    (root / "control" / "me").write_text("mx.example.com\n")
+    return root
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(FIELD_NAMES, FIELD_TEXT), min_size=1, max_size=5))
+def test_header_rewriting_never_crashes(property_root, fields):
+    injector = qmail_inject.Injector({"USER": "alice"}, str(property_root))
+    for name, text in fields:
+        try:
+            injector.header_field(name + b": " + text + b"\n")
+        except SystemExit as stop:
+            assert stop.code == 100  # refused as unparseable, never anything else
+            return
+    for line in injector.saved:
+        assert line.endswith(b"\n")
+        assert address.field_valid(line)  # every kept field is still a header field
+
+
+def test_long_lines_survive_intact(tree):
+    long_field = b"X-Long: " + b"h" * 200000 + b"\n"
+    long_body = b"b" * 3000000
+    done = inject(tree, FIXED + b"To: t@a.b\n" + long_field + b"\n" + long_body, "-n")
+    assert done.returncode == 0
+    assert done.stdout.endswith(long_field + b"\n" + long_body + b"\n")
