@@ -35,18 +35,16 @@ TCPREMOTEINFO, RELAYCLIENT, DATABYTES, QMAILQUEUE and the switches above.
 """
 
 import os
-import socket
 import ssl
 import sys
 import time
 
 from qmail import control, install_root, queue_client, rcpthosts, smtp_auth, smtp_data
-from qmail import smtp_io, smtp_received, smtp_validrcpt
+from qmail import smtp_command, smtp_io, smtp_received, smtp_validrcpt
 from qmail import qmail_queue  # noqa: F401  (loaded once in a warm tcpserver for every queue child)
 from ucspi import sgetopt
 
 MAXHOPS = 100
-ADDRESS_LIMIT = 900       # qmail-smtpd refuses longer addresses with 555
 LINE_LIMIT = 65536        # command bytes kept; the rest of a longer line is dropped
 RCPT_LIMIT = 50000        # recipients per message (qmail has none; memory has one)
 
@@ -78,79 +76,6 @@ AUTH_IN_MAIL = b"503 no auth during mail transaction (#5.5.0)\r\n"
 
 class SessionEnd(Exception):
     """The session is over; args[0] is the exit code."""
-
-
-def addrparse(arg: bytes) -> bytes | None:
-    """The address in a MAIL/RCPT argument as qmail-smtpd takes it; None if too long.
-
-    Inside <...> when there is a '<', else after the ':' up to a space; an @route: is
-    dropped; quotes are removed and a backslash escapes the next byte.
-    """
-    lt = arg.find(b"<")
-    if lt != -1:
-        rest, terminator = arg[lt + 1:], 62  # ">"
-    else:
-        colon = arg.find(b":")
-        rest = arg[colon + 1:] if colon != -1 else b""
-        rest, terminator = rest.lstrip(b" "), 32
-    if rest[:1] == b"@":
-        colon = rest.find(b":")
-        rest = rest[colon + 1:] if colon != -1 else b""
-    addr = bytearray()
-    escaped = quoted = False
-    for ch in rest:
-        if escaped:
-            addr.append(ch)
-            escaped = False
-        elif not quoted and ch == terminator:
-            break
-        elif ch == 92:  # backslash
-            escaped = True
-        elif ch == 34:  # double quote
-            quoted = not quoted
-        else:
-            addr.append(ch)
-    if len(addr) + 1 > ADDRESS_LIMIT:
-        return None
-    return bytes(addr)
-
-
-def ip_in_brackets(text: bytes) -> str | None:
-    """The IPv4 address of exactly `[a.b.c.d]` (each part taken modulo 256, as ip_scan)."""
-    if not text.startswith(b"[") or not text.endswith(b"]"):
-        return None
-    parts = text[1:-1].split(b".")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        return None
-    return ".".join(str(int(p) % 256) for p in parts)
-
-
-def is_local_ip(ip: str) -> bool:
-    """Whether ip belongs to this host (it can be bound to); 0.0.0.0 counts, as ipme."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((ip, 0))
-            return True
-        except OSError:
-            return False
-
-
-def split_command(line: bytes) -> tuple[bytes, bytes]:
-    """(verb, argument) of a command line as commands.c splits it."""
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    line = line.split(b"\0", 1)[0]
-    verb, _, arg = line.partition(b" ")
-    return verb, arg.lstrip(b" ")
-
-
-def size_parameter(arg: bytes) -> int | None:
-    """The SIZE=n parameter of a MAIL argument (after the address), None if absent."""
-    gt = arg.find(b">")
-    for word in arg[gt + 1:].split(b" ") if gt != -1 else ():
-        if word[:5].upper() == b"SIZE=" and word[5:].isdigit():
-            return int(word[5:])
-    return None
 
 
 class Session:
@@ -271,15 +196,15 @@ class Session:
 
     def address(self, arg: bytes) -> bytes | None:
         """addrparse, then the localiphost rewrite of user@[my.ip]."""
-        addr = addrparse(arg)
+        addr = smtp_command.addrparse(arg)
         if addr is None or self.liphost is None:
             return addr
         at = addr.rfind(b"@")
         if at != -1:
-            ip = ip_in_brackets(addr[at + 1:])
-            if ip is not None and is_local_ip(ip):
+            ip = smtp_command.ip_in_brackets(addr[at + 1:])
+            if ip is not None and smtp_command.is_local_ip(ip):
                 addr = addr[:at + 1] + self.liphost.encode("latin-1")
-                if len(addr) + 1 > ADDRESS_LIMIT:
+                if len(addr) + 1 > smtp_command.ADDRESS_LIMIT:
                     return None
         return addr
 
@@ -297,7 +222,7 @@ class Session:
             self.out(SYNTAX)
             return
         if self.size_ext and self.databytes:
-            size = size_parameter(arg)
+            size = smtp_command.size_parameter(arg)
             if size is not None and size > self.databytes:
                 self.out(SIZE)
                 return
@@ -453,7 +378,7 @@ class Session:
         extensions = {b"starttls", b"auth"}
         while True:
             line, truncated = self.conn.readline(LINE_LIMIT)
-            verb, arg = split_command(line)
+            verb, arg = smtp_command.split_command(line)
             verb = verb.lower()
             if truncated and verb in (b"mail", b"rcpt"):
                 self.out(SYNTAX)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from qmail import qmail_smtpd, smtp_data, smtp_received
+from qmail import smtp_command, smtp_data, smtp_received
 from tests import support
 
 FQDN = "mx.example.org"
@@ -350,12 +350,12 @@ def test_timeoutsmtpd_gives_451_timeout(tree):
     (b'TO:<"q>q"@h>', b"q>q@h"), (b"TO:<@route-only>", b""),
 ])
 def test_addrparse_table(arg, addr):
-    assert qmail_smtpd.addrparse(arg) == addr
+    assert smtp_command.addrparse(arg) == addr
 
 
 @given(st.binary(max_size=1200))
 def test_addrparse_never_fails_and_bounds_the_length(arg):
-    addr = qmail_smtpd.addrparse(arg)
+    addr = smtp_command.addrparse(arg)
     if len(arg) < 900:
         assert addr is not None and len(addr) <= len(arg)
     assert addr is None or len(addr) < 900
@@ -365,12 +365,12 @@ def test_addrparse_never_fails_and_bounds_the_length(arg):
 def test_addrparse_round_trips_plain_addresses(addr):
     if addr.startswith("@"):
         return
-    assert qmail_smtpd.addrparse(b"TO:<" + addr.encode() + b">") == addr.encode()
+    assert smtp_command.addrparse(b"TO:<" + addr.encode() + b">") == addr.encode()
 
 
 @given(st.binary(max_size=200))
 def test_split_command_verb_has_no_space_and_argument_no_leading_space(line):
-    verb, arg = qmail_smtpd.split_command(line)
+    verb, arg = smtp_command.split_command(line)
     assert b" " not in verb and not arg.startswith(b" ") and b"\0" not in verb + arg
 
 
