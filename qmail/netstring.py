@@ -83,45 +83,39 @@ class Reader:
         self.fd = fd
         self.read_size = read_size
         self.buf = b""
+        self.pos = 0  # bytes of buf already handed out (no copying per byte)
         self.consumed = 0
 
     def _fill(self) -> None:
         data = os.read(self.fd, self.read_size)
         if not data:
             raise Incomplete("end of input")
-        self.buf += data
+        self.buf = data
+        self.pos = 0
 
     def byte(self) -> int:
-        if not self.buf:
+        if self.pos >= len(self.buf):
             self._fill()
-        ch = self.buf[0]
-        self.buf = self.buf[1:]
+        ch = self.buf[self.pos]
+        self.pos += 1
         self.consumed += 1
         return ch
 
-    def take(self, n: int) -> bytes:
-        """Exactly n bytes (in pieces, so a huge length costs memory only as it arrives)."""
-        parts = []
-        while n > 0:
-            if not self.buf:
-                self._fill()
-            piece = self.buf[:n]
-            self.buf = self.buf[len(piece):]
-            parts.append(piece)
-            n -= len(piece)
-            self.consumed += len(piece)
-        return b"".join(parts)
-
     def chunks(self, n: int):
-        """Yield n bytes in pieces as they arrive (for streaming a message to the queue)."""
+        """Yield n bytes in pieces as they arrive (a huge length costs memory only as the
+        bytes come, and a message can stream to the queue)."""
         while n > 0:
-            if not self.buf:
+            if self.pos >= len(self.buf):
                 self._fill()
-            piece = self.buf[:n]
-            self.buf = self.buf[len(piece):]
+            piece = self.buf[self.pos:self.pos + n]
+            self.pos += len(piece)
             n -= len(piece)
             self.consumed += len(piece)
             yield piece
+
+    def take(self, n: int) -> bytes:
+        """Exactly n bytes."""
+        return b"".join(self.chunks(n))
 
     def length(self, limit: int = LENGTH_LIMIT) -> int:
         """The digits before the colon, as qmail's getlen reads them."""

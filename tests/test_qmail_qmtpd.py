@@ -178,3 +178,15 @@ def test_control_trouble_is_temporary(tmp_path):
     (root / "control" / "databytes").write_text("lots\n")
     assert run_qmtpd(root, pkg(b"\n", b"s", [b"a"])).returncode == 111
     assert run_qmtpd(tmp_path / "absent", b"").returncode == 111
+
+
+def test_thousands_of_recipients_and_a_big_crlf_message(tree, server):
+    port = server()
+    before = qmail_trees.queued(str(tree))
+    recipients = [b"r%d@example.com" % i for i in range(3000)]
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 5000
+    answers = talk(port, pkg(body, b"s@x", recipients, mode=b"\r"))
+    assert len(answers) == 3000 and all(OK.fullmatch(a) for a in answers)
+    (num,) = new_messages(tree, before)
+    assert len(qmail_trees.todo(str(tree), num).recipients) == 3000
+    assert qmail_trees.message(str(tree), num).endswith(b"\nSubject: big\n\n" + (b"x" * 998 + b"\n") * 5000)
