@@ -231,7 +231,7 @@ def test_qreceipt_usage(tmp_path):
 
 def test_qbiff_notice_text():
     text = qbiff.notice(b"joe-x", b"s@x\x07", b"Subject: hi\n\nbody " + b"y" * 100 + b"\n")
-    assert text == (b"\r\n\a*** TO <joe-x> FROM <s@x_>\r\n    hi//body " + b"y" * 67 + b"\r\n")
+    assert text == (b"\r\n\a*** TO <joe-x> FROM <s@x_>\r\n    hi//body " + b"y" * 65 + b"\r\n")
 
 
 def utmp_record(kind, line, user):
@@ -258,13 +258,13 @@ def test_boot_script_starts_qmail_start_with_its_default_delivery(tmp_path, name
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)
     fake = root / "bin" / "qmail-start"
-    fake.write_text(f"#!/bin/sh\nprintf '%s' \"$1\" > {tmp_path}/arg\necho \"$QMAIL_ROOT\" > {tmp_path}/root\n")
+    fake.write_text(f"#!/bin/sh\nprintf '%s' \"$1\" > {tmp_path}/arg\necho \"$QMAIL_ROOT\" > {tmp_path}/pinned\n")
     fake.chmod(0o755)
     boot_scripts.write_all(str(root))
     r = support.run(["/bin/sh", root / "boot" / name])
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "arg").read_text() == boot_scripts.DELIVERIES[name][0]
-    assert (tmp_path / "root").read_text() == f"{root}\n"
+    assert (tmp_path / "pinned").read_text() == f"{root}\n"
 
 
 @pytest.mark.parametrize("name,expected", [
