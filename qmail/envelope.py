@@ -14,8 +14,6 @@ Addresses are bytes on the wire. The str forms accepted here are encoded as UTF-
 surrogateescape, so a string made with os.fsdecode() of wire bytes round-trips exactly.
 """
 
-from dataclasses import dataclass, field
-
 MAX_ADDRESS = 1002  # bytes, without the NUL
 
 
@@ -63,17 +61,20 @@ def decode(data: bytes) -> tuple[bytes, list[bytes]]:
     return parser.sender, parser.recipients
 
 
-@dataclass
 class Parser:
     """Incremental envelope parser: feed() chunks as they arrive from the pipe.
 
     It checks what qmail-queue checks, in the same order: the first record is F, the
     following are T until an empty record, each address below the limit.
+    (A plain class, not a dataclass: qmail-queue's cold start should not pay for
+    importing dataclasses.)
     """
-    sender: bytes | None = None
-    recipients: list[bytes] = field(default_factory=list)
-    done: bool = False
-    _pending: bytes = b""
+
+    def __init__(self):
+        self.sender: bytes | None = None
+        self.recipients: list[bytes] = []
+        self.done = False
+        self._pending = b""
 
     def feed(self, chunk: bytes) -> bool:
         """Consume chunk; True once the terminating empty record has been read.
@@ -116,13 +117,18 @@ def encode_todo(uid: int, pid: int, sender: bytes, recipients) -> bytes:
     return b"".join(parts)
 
 
-@dataclass
 class TodoFile:
     """A parsed todo/intd file."""
-    uid: int | None
-    pid: int | None
-    sender: bytes | None
-    recipients: list[bytes]
+
+    def __init__(self, uid: int | None, pid: int | None, sender: bytes | None,
+                 recipients: list[bytes]):
+        self.uid, self.pid, self.sender, self.recipients = uid, pid, sender, recipients
+
+    def __eq__(self, other):
+        return isinstance(other, TodoFile) and vars(self) == vars(other)
+
+    def __repr__(self):
+        return f"TodoFile(uid={self.uid!r}, pid={self.pid!r}, sender={self.sender!r}, recipients={self.recipients!r})"
 
 
 def decode_todo(data: bytes) -> TodoFile:

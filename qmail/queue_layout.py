@@ -22,20 +22,19 @@ and pid/ files: qmail-send's cleanup removes them once older than DEBRIS_AGE.
 """
 
 import os
-from dataclasses import dataclass
 
 SPLIT = 23  # conf-split
 DEBRIS_AGE = 129600  # qmail-send's OSSIFIED: 36 hours
 TCPTO_SIZE = 1024
 
 
-@dataclass(frozen=True)
 class Dir:
-    """A queue directory: name, owner (qmail user name), mode, split into SPLIT subdirs."""
-    name: str
-    owner: str
-    mode: int
-    split: bool
+    """A queue directory: name, owner (qmail user name), mode, split into SPLIT subdirs.
+    (A plain class: qmail-queue's cold start should not import typing or dataclasses.)"""
+    __slots__ = ("name", "owner", "mode", "split")
+
+    def __init__(self, name: str, owner: str, mode: int, split: bool):
+        self.name, self.owner, self.mode, self.split = name, owner, mode, split
 
 
 # Owners and modes as qmail's `make setup` gives them (group qmail throughout).
