@@ -114,3 +114,25 @@ def test_answer_exit_code_is_zero(tree):
     done = run_qmqpd(tree, pkg(b"x\n", b"", [b"a@b"]))
     assert done.returncode == 0
     assert OK.fullmatch(netstring.decode(done.stdout)[0])
+
+
+def test_works_with_warm_start_off(tree, server):
+    port = server(UCSPI_WARMSTART="0")
+    before = qmail_trees.queued(str(tree))
+    answer, _ = netstring.decode(talk(port, pkg(b"cold\n", b"s@x", [b"a@b"])))
+    assert OK.fullmatch(answer)
+    assert len(new_messages(tree, before)) == 1
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda m, s, r, cut: pkg(m, s, r)[:cut], st.binary(max_size=20), st.binary(max_size=10),
+              st.lists(st.binary(max_size=10), max_size=3), st.integers(0, 80))))
+def test_hostile_input_never_crashes(tree, data):
+    done = run_qmqpd(tree, data)
+    assert done.returncode in (0, 100, 111)
+    assert done.stderr == b""

@@ -190,3 +190,25 @@ def test_thousands_of_recipients_and_a_big_crlf_message(tree, server):
     (num,) = new_messages(tree, before)
     assert len(qmail_trees.todo(str(tree), num).recipients) == 3000
     assert qmail_trees.message(str(tree), num).endswith(b"\nSubject: big\n\n" + (b"x" * 998 + b"\n") * 5000)
+
+
+def test_works_with_warm_start_off(tree, server):
+    port = server(UCSPI_WARMSTART="0")
+    before = qmail_trees.queued(str(tree))
+    answers = talk(port, pkg(b"cold\n", b"s@x", [b"a@example.com", b"b@far.away"]))
+    assert OK.fullmatch(answers[0]) and answers[1] == REFUSED_DOMAIN
+    assert len(new_messages(tree, before)) == 1
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda m, s, r, cut: pkg(m, s, r)[:cut], st.binary(max_size=20), st.binary(max_size=10),
+              st.lists(st.binary(max_size=10), max_size=3), st.integers(0, 80))))
+def test_hostile_input_never_crashes(tree, data):
+    done = run_qmtpd(tree, data)
+    assert done.returncode in (0, 100, 111)
+    assert done.stderr == b""  # no traceback, whatever arrives
