@@ -11,10 +11,11 @@ and runs `qmail-local -- user home local dash ext domain sender defaultdelivery`
 user, with the message on descriptor 0; qmail-local's exit status and output become the
 K/Z/D report qmail-send logs. The recipient <> (an empty local part) is a no-op success.
 
-Root mode (started as root): each qmail-local runs with the user's uid and gid (and only
-that group); a user with uid 0 is refused ("Not allowed to perform deliveries as root").
-Embedded mode (any other user): every delivery runs as the current user, who owns the
-whole tree.
+Root mode (started as root, the queue belonging to qmail's queue user): each qmail-local
+runs with the user's uid and gid (and only that group); a user with uid 0 is refused
+("Not allowed to perform deliveries as root"). Embedded mode (the queue belongs to the
+user running qmail-lspawn, root included, as in a tree qmail-install --embedded made):
+every delivery runs as that user, who owns the whole tree.
 
 qmail-local is ROOT/bin/qmail-local when installed, else this suite's; it is warm-started
 (imported once here, run in each forked child) unless UCSPI_WARMSTART=0.
@@ -68,10 +69,18 @@ def find_user(local: bytes) -> users.Assignment:
     return found
 
 
+def embedded(root: str) -> bool:
+    """Whether this is an embedded tree: its queue belongs to whoever runs us."""
+    try:
+        return os.stat(os.path.join(root, "queue", "mess")).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def become(uid: int, gid: int) -> None:
     """Root mode: the user's uid and gid, no other group; never deliver as root."""
     if os.getuid() != 0:
-        return  # embedded mode: the current user owns everything
+        return  # an ordinary user cannot switch: the delivery runs as that user
     try:
         os.setgroups([gid])
         os.setgid(gid)
@@ -92,7 +101,8 @@ def make_child(root: str, program: str, defaultdelivery: str):
         except OSError:
             return spawn_protocol.QLX_USAGE
         a = find_user(local)
-        become(a.uid, a.gid)
+        if not embedded(root):
+            become(a.uid, a.gid)
         argv = [program, "--", os.fsdecode(a.user), os.fsdecode(a.home),
                 os.fsdecode(local), os.fsdecode(a.dash), os.fsdecode(a.ext),
                 os.fsdecode(request.recip[request.at + 1:]), os.fsdecode(request.sender),

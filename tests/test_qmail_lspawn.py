@@ -9,7 +9,7 @@ import tempfile
 import pytest
 
 from qmail import spawn_protocol
-from tests import support
+from tests import qmail_trees, support
 
 MESSAGE = b"Subject: lspawn\n\nbody\n"
 
@@ -42,6 +42,12 @@ def build(base, user, assign_extra=b"", owner=None):
         f.write(assign)
     r = support.run([support.prog("qmail-newu")], env=support.suite_env(QMAIL_ROOT=root))
     assert r.returncode == 0, r.stderr
+    if owner is None:  # root mode: the queue belongs to a queue user, not to us
+        queue_user = pwd.getpwnam("nobody")
+        for path in (os.path.join(root, "queue", "mess", "7"),
+                     os.path.join(root, "queue", "mess", "7", "1234"),
+                     os.path.join(root, "queue", "mess")):
+            os.chown(path, queue_user.pw_uid, queue_user.pw_gid)
     if owner is not None:
         for d, dirs, files in os.walk(base):
             for name in [d] + [os.path.join(d, x) for x in dirs + files]:
@@ -191,6 +197,19 @@ def test_many_deliveries_at_once_all_arrive(world):
 def test_without_default_delivery_exits_100(world):
     r = support.run([support.prog("qmail-lspawn")], input=b"")
     assert r.returncode == 100
+
+
+def test_embedded_tree_made_by_root_delivers_as_root(tmp_path):
+    require_root()
+    root = qmail_trees.embedded_tree(tmp_path)
+    os.makedirs(os.path.join(root, "queue", "mess", "7"), exist_ok=True)
+    with open(os.path.join(root, "queue", "mess", "7", "1234"), "wb") as f:
+        f.write(MESSAGE)
+    reports = talk(root, [(b"s@x.org", b"demo@mail.example.com"),
+                          (b"s@x.org", b"postmaster@mail.example.com")])
+    assert reports == {0: b"Kdid 1+0+0\n", 1: b"Kdid 1+0+0\n"}
+    assert len(delivered(os.path.join(root, "mailboxes", "demo"))) == 1
+    assert len(os.listdir(os.path.join(root, "alias", "Maildir", "new"))) == 1
 
 
 def test_message_not_owned_by_queue_owner_is_refused(world):
