@@ -21,7 +21,8 @@ TCPLOCALHOST, TCPLOCALIP, QMAILQUEUE, QMAIL_ROOT.
 import os
 import sys
 
-from qmail import control, install_root, netstring, netstring_server, queue_client, rcpthosts, smtp_received
+from qmail import (control, install_root, netstring, netstring_server, queue_client, rcpthosts,
+                   smtp_received)
 from ucspi import exitcodes, sgetopt
 
 SESSION_LIMIT = 3600
