@@ -6,7 +6,8 @@ Reads one QMQP package on stdin: a netstring holding the message netstring, the 
 netstring and one netstring per recipient. The message goes to qmail-queue with a
 Received line ("by LOCAL with QMQP"), and the answer is one netstring: "Kok TIME qp PID",
 qmail-queue's Z/D text, or "Dsorry, I can't accept addresses like that (#5.1.3)" when
-an address is 1000 bytes or longer or holds a NUL. QMQP has no relay control: tcpserver's rules decide who may talk.
+an address is 1000 bytes or longer or holds a NUL. QMQP has no relay control: tcpserver's
+rules decide who may talk.
 
 Exit codes: 0 after answering (or when the client goes away); 100 when the package is
 malformed (a missing comma, more bytes than the outer length announced); 111 on a
