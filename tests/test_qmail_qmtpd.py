@@ -212,3 +212,19 @@ def test_hostile_input_never_crashes(tree, data):
     done = run_qmtpd(tree, data)
     assert done.returncode in (0, 100, 111)
     assert done.stderr == b""  # no traceback, whatever arrives
+
+
+from tests.qmail_trees import user_tree  # noqa: E402,F401  (fixture)
+
+
+def test_embedded_tree_as_an_ordinary_user(user_tree):  # noqa: F811
+    root, user = user_tree
+    argv = support.as_user([support.prog("tcpserver"), "-1", "-HRl0", "127.0.0.1", "0",
+                            support.prog("qmail-qmtpd")], user)
+    proc = support.Proc(argv, env=support.suite_env(QMAIL_ROOT=root))
+    port = int(proc.out.wait_line(lambda line: line.strip().isdigit()))
+    answers = talk(port, pkg(b"as user\n", b"s@x", [b"demo@" + qmail_trees.FQDN.encode()]))
+    assert OK.fullmatch(answers[0]), answers
+    (num,) = qmail_trees.queued(root)
+    assert qmail_trees.todo(root, num).uid == user.pw_uid
+    proc.stop()

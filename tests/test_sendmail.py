@@ -171,3 +171,18 @@ def test_bs_speaks_smtp_with_qmail_smtpd(tree):
     new = [n for n in qmail_trees.queued(str(tree)) if n not in before]
     assert len(new) == 1  # RELAYCLIENT is set: a foreign recipient is accepted
     assert b"(sendmail-bs@127.0.0.1)" in qmail_trees.message(str(tree), new[0])
+
+
+from tests.qmail_trees import user_tree  # noqa: E402,F401  (fixture)
+
+
+def test_embedded_tree_as_an_ordinary_user(user_tree):  # noqa: F811
+    root, user = user_tree
+    argv = support.as_user([support.prog("sendmail"), "-t"], user)
+    env = env_for(root, USER=user.pw_name)
+    done = support.run(argv, input=b"To: demo\nSubject: s\n\nhi\n", env=env)
+    assert done.returncode == 0, done.stderr
+    (num,) = qmail_trees.queued(root)
+    todo = qmail_trees.todo(root, num)
+    assert todo.recipients == [b"demo@" + qmail_trees.FQDN.encode()]
+    assert todo.sender == user.pw_name.encode() + b"@" + qmail_trees.FQDN.encode()
