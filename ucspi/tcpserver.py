@@ -359,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     if o.remote_host or o.local_name is None:
         from ucspi import dns_lookup  # noqa: F401  (loaded once, before the children)
     listener = listen(family, address, port, o.backlog)
+    warmstart.preload(program[0])
+    if o.remote_info:
+        from ucspi import remote_info as _ident  # noqa: F401
+    if o.rules:
+        from ucspi import cdb_rules  # noqa: F401
+    # Everything the children run is imported before the switch: the new uid may not be
+    # able to read the interpreter's library (exec'd programs read theirs afresh anyway).
     privileges.drop(PROG, o.uid, o.gid)
     if o.print_port:
         os.write(1, f"{listener.getsockname()[1]}\n".encode())
@@ -367,11 +374,6 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    warmstart.preload(program[0])
-    if o.remote_info:
-        from ucspi import remote_info as _ident  # noqa: F401
-    if o.rules:
-        from ucspi import cdb_rules  # noqa: F401
     direct = None
     if not (o.remote_host or o.remote_info or o.local_name is None or o.banner):
         direct = lambda conn: start_directly(o, program, conn)  # noqa: E731

@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     if o.verbosity == 0:
         sys.stderr = open(os.devnull, "w")
     listener = listen(o, path)
+    warmstart.preload(program[0])  # before the switch: the new uid may not read the library
     privileges.drop(PROG, o.uid, o.gid)
-    warmstart.preload(program[0])
 
     def remove_socket() -> None:
         if o.remove_on_exit:
