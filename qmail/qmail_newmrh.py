@@ -18,7 +18,7 @@ import os
 import sys
 
 from qmail import install_root
-from ucspi import cdb_rules, durable, exitcodes
+from ucspi import cdb_make, durable, exitcodes
 
 PROG = "qmail-newmrh"
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = host_keys(data)
 
     def write(fp):
-        writer = cdb_rules._Writer(fp)
+        writer = cdb_make.Writer(fp)
         for key in keys:
             writer.put(key, b"")
         writer.finalize()

@@ -18,7 +18,7 @@ import os
 import sys
 
 from qmail import install_root, smtp_validrcpt
-from ucspi import cdb_rules, durable, exitcodes
+from ucspi import cdb_make, durable, exitcodes
 
 PROG = "qmail-newrcpt"
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         exitcodes.fatal(PROG, f"unable to parse control/validrcptto line {err.args[0]}: {err.args[1]}")
 
     def write(fp):
-        writer = cdb_rules._Writer(fp)
+        writer = cdb_make.Writer(fp)
         for key in keys:
             writer.put(key, b"")
         writer.finalize()

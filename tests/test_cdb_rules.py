@@ -9,14 +9,14 @@ import cdblib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ucspi import cdb_rules, exitcodes
+from ucspi import cdb_make, cdb_rules, exitcodes
 
 ZERO_HASH_KEY = b"2jLaABs"  # djb_hash(ZERO_HASH_KEY) == 0
 
 
 def write_cdb(path, records):
     with open(path, "wb") as f:
-        w = cdb_rules._Writer(f)
+        w = cdb_make.Writer(f)
         for key, data in records:
             w.put(key, data)
         w.finalize()
@@ -131,7 +131,7 @@ def test_zero_hash_key_keeps_every_duplicate(tmp_path):
     path = tmp_path / "z.cdb"
     write_cdb(path, [(ZERO_HASH_KEY, b"first"), (ZERO_HASH_KEY, b"second")])
     assert list(cdblib.Reader(path.read_bytes()).gets(ZERO_HASH_KEY)) == [b"first", b"second"]
-    # plain cdblib loses the first one: the reason for cdb_rules._Writer
+    # plain cdblib loses the first one: the reason for cdb_make.Writer
     plain = io.BytesIO()
     w = cdblib.Writer(plain)
     w.put(ZERO_HASH_KEY, b"first")
@@ -144,7 +144,7 @@ def test_zero_hash_key_keeps_every_duplicate(tmp_path):
 @given(st.lists(st.tuples(st.binary(max_size=8), st.binary(max_size=8)), max_size=40))
 def test_writer_equals_cdblib_when_no_key_hashes_to_zero(records):
     ours, plain = io.BytesIO(), io.BytesIO()
-    a, b = cdb_rules._Writer(ours), cdblib.Writer(plain)
+    a, b = cdb_make.Writer(ours), cdblib.Writer(plain)
     for key, data in records:
         a.put(key, data)
         b.put(key, data)

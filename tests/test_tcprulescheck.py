@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import support
-from ucspi import cdb_rules
+from ucspi import cdb_make, cdb_rules
 
 RULES = {
     "man": b"joe@127.0.0.1:allow,WHO=\"joe\"\n18.23.0.32:deny\n:allow,DEFAULT=\"yes\"\n127.:deny\n",
@@ -97,7 +97,7 @@ ODD_DATA = [
 def test_odd_rule_data_reported_as_c_does(tmp_path, data):
     path = tmp_path / "odd.cdb"
     with open(path, "wb") as f:
-        w = cdb_rules._Writer(f)
+        w = cdb_make.Writer(f)
         w.put(b"1.2.3.4", data)
         w.finalize()
     c, ours = both(str(path), {"TCPREMOTEIP": "1.2.3.4"})

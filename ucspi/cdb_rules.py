@@ -33,6 +33,8 @@ from typing import BinaryIO, Iterable
 
 import cdblib
 
+from ucspi import cdb_make
+
 DENY = b"D\0"
 _U32 = 0xFFFFFFFF
 _MATCH_CHUNK = 32  # djb's match() compares the key 32 bytes at a time
@@ -99,7 +101,7 @@ def compile_rules(lines: Iterable[bytes], out: BinaryIO) -> int:
 
     Raises ParseError on a bad line (out then holds a partial file to be discarded).
     """
-    writer = _Writer(out)
+    writer = cdb_make.Writer(out)
     count = 0
     for line in lines:
         records = parse_line(line)
@@ -295,62 +297,6 @@ class CorruptRules(Exception):
 
     def __init__(self, msg: str = "protocol error"):
         super().__init__(msg)
-
-
-class _Writer:
-    """djb's cdb_make: records in insertion order from byte 2048, then 256 hash tables.
-
-    Written here rather than with cdblib.Writer, which takes a slot holding hash 0 for a
-    free one (so a key hashing to 0 is overwritten by the next key landing there; djb tells
-    free slots by a zero record position) and is three times slower on big rule sets.
-    cdblib still provides the hash function.
-    """
-
-    def __init__(self, fp: BinaryIO):
-        self.fp = fp
-        self.pos = 2048
-        self.buckets: list[list[tuple[int, int]]] = [[] for _ in range(256)]
-        fp.write(bytes(2048))
-
-    def put(self, key: bytes, data: bytes) -> None:
-        self.put_all([(key, data)])
-
-    def put_all(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Append records in order (one call per rule line: a range gives hundreds)."""
-        buckets, pos, chunks, pack, djb_hash = self.buckets, self.pos, [], _PAIR.pack, cdblib.djb_hash
-        for key, data in records:
-            h = djb_hash(key)
-            buckets[h & 0xFF].append((h, pos))
-            chunks.append(pack(len(key), len(data)))
-            chunks.append(key)
-            chunks.append(data)
-            pos += 8 + len(key) + len(data)
-        self._advance(pos - self.pos)
-        self.fp.write(b"".join(chunks))
-
-    def finalize(self) -> None:
-        index = []
-        for entries in self.buckets:
-            length = 2 * len(entries)
-            slots = [0] * (2 * length)  # (hash, position) pairs, flattened
-            for h, pos in entries:
-                where = (h >> 8) % length
-                while slots[2 * where + 1]:
-                    where = where + 1 if where + 1 < length else 0
-                slots[2 * where] = h
-                slots[2 * where + 1] = pos
-            index.append(self.pos)
-            index.append(length)
-            self._advance(8 * length)
-            self.fp.write(struct.pack(f"<{2 * length}I", *slots))
-        self.fp.seek(0)
-        self.fp.write(struct.pack("<512I", *index))
-
-    def _advance(self, n: int) -> None:
-        """Move the write position; like cdb_make, refuse to pass 4 GiB."""
-        self.pos += n
-        if self.pos > _U32:
-            raise OSError(errno.ENOMEM, "cdb would exceed 4 GiB")
 
 
 class _CdbFile:
