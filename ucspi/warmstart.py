@@ -26,7 +26,6 @@ them. Anything that is not one of our programs (a shell script, a C binary) is e
 Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is exec'd).
 """
 
-import ast
 import atexit
 import errno
 import gc
@@ -114,6 +113,7 @@ def identify(path: str) -> str | None:
             for line in lines[1:]:
                 match = _PINNED.match(line)
                 if match:
+                    import ast  # only launchers need it; chain tools start faster without
                     pinned[ast.literal_eval(match.group(1))] = ast.literal_eval(match.group(2))
                     continue
                 words = line.split()
