@@ -238,3 +238,19 @@ def test_five_thousand_queued_messages_start_fast_and_new_mail_is_not_starved(ri
     rig.inject([f"joe@remote.example"], subject="fresh")
     rig.log.wait_line("to remote joe@remote.example", timeout=20)
     assert time.monotonic() - injected < 10  # the local backlog does not hold it up
+
+
+def test_remote_delivery_through_qmail_remote_to_an_smtp_sink(rig):
+    from tests.test_qmail_remote import OK_SCRIPT, Sink
+    sink = Sink(OK_SCRIPT)
+    rig.control("smtproutes", f"remote.example:[127.0.0.1]:{sink.port}\n")
+    rig.env.pop("QMAILREMOTE")
+    rig.env["DNSCACHEIP"] = "127.0.0.254"  # no query may leave this host
+    rig.start()
+    rig.inject(["joe@remote.example"], subject="out")
+    line = rig.log.wait_line(": success: ", timeout=30)
+    assert line.endswith(": success: 127.0.0.1_accepted_message./Remote_host_said:_250_ok_42/")
+    sink.thread.join(10)
+    assert b"RCPT TO:<joe@remote.example>\r\n" in sink.transcript
+    assert b"Subject: out\r\n" in sink.transcript
+    support.wait_for(rig.queue_empty, what="queue emptied")
