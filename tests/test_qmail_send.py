@@ -254,3 +254,21 @@ def test_remote_delivery_through_qmail_remote_to_an_smtp_sink(rig):
     assert b"RCPT TO:<joe@remote.example>\r\n" in sink.transcript
     assert b"Subject: out\r\n" in sink.transcript
     support.wait_for(rig.queue_empty, what="queue emptied")
+
+
+def test_debris_of_an_interrupted_qmail_queue_is_removed_once_ossified(rig):
+    q = queue_layout.queue_dir(rig.root)
+    old, fresh = 990001, 990002
+    for num in (old, fresh):
+        for path in (queue_layout.mess(q, num), queue_layout.intd(q, num)):
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            os.chown(path, rig.user.pw_uid, rig.user.pw_gid)
+    past = time.time() - 129600 - 100  # older than 36 hours
+    os.utime(queue_layout.mess(q, old), (past, past))
+    rig.start()
+    support.wait_for(lambda: not os.path.exists(queue_layout.mess(q, old)), what="debris removed")
+    assert not os.path.exists(queue_layout.intd(q, old))
+    time.sleep(0.5)
+    assert os.path.exists(queue_layout.mess(q, fresh))  # maybe still being written
+    assert not any("new msg" in x for x in rig.history())
