@@ -271,7 +271,8 @@ def exchangers(host: str, use_mx: bool, resolver) -> list[tuple[int, str]]:
 
 
 def my_addresses() -> set[str]:
-    """This host's IPv4 addresses (ipme): loopback and every interface's."""
+    """This host's IPv4 addresses (ipme): 0.0.0.0 and every interface's (127.0.0.1 on lo,
+    not the rest of 127/8, as qmail's ipme sees them)."""
     mine = {"0.0.0.0"}
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -288,7 +289,7 @@ def my_addresses() -> set[str]:
 
 
 def is_me(address: str, mine: set[str]) -> bool:
-    return address in mine or address.startswith("127.")
+    return address in mine
 
 
 def deliver(remote: Remote, argv: list[str], message) -> None:

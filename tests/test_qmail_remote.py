@@ -9,6 +9,7 @@ from hypothesis import given, strategies as st
 
 from qmail import qmail_remote
 from tests import support
+from tests.dns_server import DNSServer
 from tests.qmail_trees import embedded_tree
 
 OK_SCRIPT = {"": b"220 sink ESMTP\r\n", "HELO": b"250 hi\r\n", "MAIL": b"250 ok\r\n",
@@ -20,10 +21,11 @@ class Sink:
     """One SMTP connection answered from a script: {verb: reply}; RCPT replies may be a
     list (one per RCPT). transcript: every line received, CRLF kept."""
 
-    def __init__(self, script):
+    def __init__(self, script, host="127.0.0.1", port=0):
         self.script = dict(script)
         self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.bind(("127.0.0.1", 0))
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind((host, port))
         self.server.listen(1)
         self.server.settimeout(10)
         self.port = self.server.getsockname()[1]
@@ -205,3 +207,57 @@ def test_mangle_quotes_the_box():
 def test_find_route_never_fails(routes, host):
     relay = qmail_remote.find_route(routes, host)
     assert relay is None or relay != ""
+
+
+def _no_routes(root):
+    with open(f"{root}/control/smtproutes", "w"):
+        pass
+
+
+def _dns(zone):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("the DNS responder needs port 53 (root)")
+    return DNSServer(zone).start()
+
+
+def test_mx_records_are_followed(root):
+    _no_routes(root)
+    dns = _dns({("mx.test", "MX"): ["20 backup.mx.test.", "10 primary.mx.test."],
+                ("primary.mx.test", "A"): ["127.0.0.2"], ("backup.mx.test", "A"): ["127.0.0.3"]})
+    try:
+        sink = Sink(OK_SCRIPT, host="127.0.0.2", port=25)
+    except OSError:
+        dns.stop()
+        pytest.skip("127.0.0.2:25 is busy")
+    try:
+        env = support.suite_env(QMAIL_ROOT=root, DNSCACHEIP=dns.ip)
+        done = support.run([support.prog("qmail-remote"), "mx.test", "a@me.example", "x@mx.test"],
+                           input=b"hi\n", env=env, timeout=30)
+        assert done.stdout == b"r\0K127.0.0.2 accepted message.\nRemote host said: 250 ok 42\n\0"
+        assert ("mx.test", "MX") in dns.queries
+    finally:
+        dns.stop()
+
+
+def test_host_without_mx_gets_its_a_record_and_errors_are_qmails(root):
+    _no_routes(root)
+    dns = _dns({("plain.test", "A"): ["127.0.0.1"], ("me.test", "MX"): ["0 lo.test."],
+                ("lo.test", "A"): ["127.0.0.1"]})
+    dns.rcodes["broken.test"] = __import__("dns.rcode").rcode.SERVFAIL
+    try:
+        env = support.suite_env(QMAIL_ROOT=root, DNSCACHEIP=dns.ip)
+
+        def remote(host):
+            return support.run([support.prog("qmail-remote"), host, "a@me.example", f"x@{host}"],
+                               input=b"hi\n", env=env, timeout=60).stdout
+
+        assert remote("nx.test") == b"DSorry, I couldn't find any host named nx.test. (#5.1.2)\n\0"
+        assert remote("broken.test") == b"ZSorry, I couldn't find any host by that name. (#4.1.2)\n\0"
+        ambiguous = (b"DSorry. Although I'm listed as a best-preference MX or A for that host,\n"
+                     b"it isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n\0")
+        assert remote("me.test") == ambiguous
+        assert remote("plain.test") == ambiguous  # its A record is this host
+        assert ("plain.test", "A") in dns.queries
+    finally:
+        dns.stop()
