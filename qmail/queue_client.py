@@ -129,7 +129,8 @@ class Queue:
         try:
             self.pid = warmstart.spawn(program(root, env), env,
                                        fds={0: msg_r, 1: env_r, CUSTOM_ERROR_FD: err_w},
-                                       keep_fds=(CUSTOM_ERROR_FD,))
+                                       keep_fds=(CUSTOM_ERROR_FD,),
+                                       unrunnable=120, say_why=False)  # as qmail.c's child
         except OSError:
             self.write_failed = True
         finally:

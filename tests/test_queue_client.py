@@ -156,3 +156,13 @@ def test_no_descriptor_of_the_caller_leaks_into_the_queue_program(tmp_path):
     listing = (tmp_path / "fds").read_text()
     assert " 6 -> pipe:" in listing
     assert "marker-file" not in listing
+
+
+def test_unrunnable_queue_program_is_unable_to_exec_qq(tmp_path):
+    # qmail.c's child exits 120 when it cannot exec qmail-queue: "unable to exec qq".
+    from qmail import queue_client
+    from tests.qmail_trees import embedded_tree
+    root = embedded_tree(tmp_path)
+    env = support.suite_env(QMAILQUEUE=str(tmp_path / "no-such-program"))
+    result = queue_client.enqueue(b"Subject: x\n\nbody\n", "a@b", ["c@d"], root=root, env=env)
+    assert (result.code, result.permanent, result.text) == (120, False, "unable to exec qq (#4.3.0)")

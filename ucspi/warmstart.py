@@ -181,11 +181,11 @@ def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
 
 
 def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
-          keep_fds: tuple[int, ...] = ()) -> int:
+          keep_fds: tuple[int, ...] = (), unrunnable: int = 111, say_why: bool = True) -> int:
     """fork, then in the child: dup2 each fds[target] = source, and exec_program(argv).
 
-    Returns the child's pid. A child that cannot run argv writes the reason to stderr
-    and exits 111, as the C tools' children do.
+    Returns the child's pid. A child that cannot run argv exits `unrunnable` (111, as
+    the C tools' children do; qmail.c's child exits 120 without a word: say_why=False).
     """
     _flush_std()
     pid = os.fork()
@@ -199,12 +199,13 @@ def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
                 os.set_inheritable(target, True)
         exec_program(argv, env, keep_fds)
     except OSError as err:
-        from ucspi import exitcodes
-        exitcodes.say(f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
-                      f"{exitcodes.error_str(err)}")
+        if say_why:
+            from ucspi import exitcodes
+            exitcodes.say(f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
+                          f"{exitcodes.error_str(err)}")
     except BaseException:
         traceback.print_exc()
-    os._exit(111)
+    os._exit(unrunnable)
 
 
 def _flush_std() -> None:
