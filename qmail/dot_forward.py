@@ -7,7 +7,8 @@ Uses the first file that exists and says something. Each line not beginning with
 an RFC 822 address list (comments, quotes, <route addresses>; commas, colons and
 semicolons separate addresses, as do adjacent words), read right to left:
 
-  * $USER (any case, a leading backslash ignored) or $USER@$HOST: direct delivery;
+  * $USER (any case; `\\joe` is joe, the backslash quoting the j) or $USER@$HOST:
+    direct delivery;
   * an address without @ beginning with |: a command, run by /bin/sh with $UFLINE,
     $RPLINE and $DTLINE in front of the message;
   * an address without @ beginning with /: a file delivery, not supported (fatal);
@@ -41,6 +42,7 @@ from ucspi import exitcodes, sgetopt
 PROG = "dot-forward"
 USAGE = "dot-forward [ -nN ] file ..."
 PERMANENT_PROGRAM_CODES = frozenset((100, 64, 65, 70, 76, 77, 78, 112))
+PHRASE = (address.COMMENT, address.ATOM, address.QUOTE, address.AT, address.DOT)
 
 
 class Unparseable(Exception):
@@ -59,9 +61,9 @@ class Names:
     plusdomain: bytes = b"me"
 
 
-def qualify(addr: bytes, names: Names) -> bytes:
-    """A forward address made complete as qmail-inject would."""
-    if b"@" not in addr:
+def qualify(addr: bytes, names: Names, has_at: bool) -> bytes:
+    """A forward address made complete as qmail-inject would (has_at: an unquoted @)."""
+    if not has_at:
         addr += b"@" + names.defaulthost
     at = addr.rfind(b"@")
     host = addr[at + 1:]
@@ -75,8 +77,6 @@ def qualify(addr: bytes, names: Names) -> bytes:
 def classify(tokens: list, user: bytes | None, host: bytes | None, names: Names):
     """The step for one address (tokens in order), or None for an empty one."""
     text = address.unquote(tokens)
-    if text.startswith(b"\\"):
-        text = text[1:]
     if not text:
         return None
     has_at = any(kind == address.AT for kind, _ in tokens)
@@ -89,35 +89,79 @@ def classify(tokens: list, user: bytes | None, host: bytes | None, names: Names)
             raise FileDelivery(text)
     elif user is not None and host is not None and text.lower() == (user + b"@" + host).lower():
         return ("direct", b"")
-    return ("forward", qualify(text, names))
+    return ("forward", qualify(text, names, has_at))
+
+
+def walk(tokens: list, emit) -> None:
+    """Pass each address of a line's tokens to emit(tokens in order), right to left.
+
+    Like qmail's address-list walk, but without groups: a colon or semicolon outside
+    <...> only ends a phrase; words next to each other are separate addresses; the
+    phrase before <...> is dropped. Raises Unparseable on a > without its <.
+    """
+    addr: list = []
+    wordok = True
+
+    def flush():
+        if addr:
+            emit(addr[::-1])
+            addr.clear()
+
+    t = len(tokens) - 1
+    while t >= 0:
+        kind = tokens[t][0]
+        if kind == address.RIGHT:
+            flush()
+            t -= 1
+            while t >= 0 and tokens[t][0] != address.LEFT:
+                addr.append(tokens[t])
+                t -= 1
+            emit(addr[::-1])  # even when empty: <> is an address
+            addr.clear()
+            if t < 0:
+                raise Unparseable()
+            t -= 1
+            while t >= 0 and tokens[t][0] in PHRASE:
+                t -= 1
+            wordok = False
+            continue
+        if kind in (address.ATOM, address.QUOTE, address.LITERAL):
+            if not wordok:
+                flush()
+            wordok = False
+            addr.append(tokens[t])
+        elif kind == address.COMMA:
+            flush()
+            wordok = True
+        elif kind not in (address.COMMENT, address.COLON, address.SEMI):
+            wordok = True  # < @ . belong to the address being read
+            addr.append(tokens[t])
+        t -= 1
+    flush()
 
 
 def parse_line(line: bytes, user: bytes | None, host: bytes | None, names: Names, act) -> None:
     """Pass each address of one line, right to left, to act(step)."""
-    try:
-        tokens = address.tokenise(line)
-    except address.Unparseable:
-        raise Unparseable(line) from None
-    # No groups in a .forward: colons and semicolons only separate addresses.
-    tokens = [(address.COMMA, b"") if kind in (address.COLON, address.SEMI) else (kind, text)
-              for kind, text in tokens]
-
-    def rewrite(reversed_tokens):
-        step = classify(list(reversed(reversed_tokens)), user, host, names)
+    def emit(tokens):
+        step = classify(tokens, user, host, names)
         if step is not None:
             act(step)
-        return reversed_tokens
     try:
-        address.address_list([(address.ATOM, b"x"), (address.COLON, b"")] + tokens, rewrite)
-    except address.Unparseable:
+        walk(address.tokenise(line), emit)
+    except (address.Unparseable, Unparseable):
         raise Unparseable(line) from None
 
 
 def plan_file(text: bytes, user, host, names: Names, act) -> None:
-    for line in text.split(b"\n"):
-        if line.startswith(b"#"):
-            continue
-        parse_line(line, user, host, names, act)
+    """Each line with its newline (a backslash before it escapes it, as in the original)."""
+    start = 0
+    while start < len(text):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end + 1
+        line = text[start:end]
+        start = end
+        if not line.startswith(b"#"):
+            parse_line(line, user, host, names, act)
 
 
 def read_names(root: str) -> Names:
@@ -219,15 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         found: list = []
 
         def act(step):
-            if not doit:
-                kind, value = step
-                say({"forward": b"forward ", "program": b"pipe through ",
-                     "direct": b"direct delivery"}[kind] + value + b"\n")
+            kind, value = step
+            if not doit and kind != "direct":  # direct delivery is said once, at the end
+                say({"forward": b"forward ", "program": b"pipe through "}[kind] + value + b"\n")
             found.append(step)
         try:
             plan_file(text, user, host, names, act)
         except Unparseable as err:
-            say(b"dot-forward: fatal: unable to parse this line: " + err.args[0] + b"\n\n")
+            say(b"dot-forward: fatal: unable to parse this line: " + err.args[0] + b"\n")
             return 111
         except FileDelivery as err:
             say(b"dot-forward: fatal: file delivery " + err.args[0] + b" not supported\n")
@@ -245,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
     direct = any(kind == "direct" for kind, _ in steps)
     if not doit:
+        if direct:
+            say(b"direct delivery\n")
         return 0 if direct else 99
     recipients = []
     for kind, value in steps:
