@@ -165,3 +165,100 @@ def test_qmail_getpw_never_gives_root_and_falls_back_to_alias():
 
 def test_qmail_getpw_without_argument_exits_100():
     assert support.run([support.prog("qmail-getpw")]).returncode == 100
+
+
+# --- qmail-pw2u -----------------------------------------------------------------------
+
+@pytest.fixture
+def pw_tree(tmp_path):
+    root = tmp_path / "root"
+    (root / "users").mkdir(parents=True)
+    homes = tmp_path / "homes"
+    for name, uid in (("joe", 1000), ("al", 7790), ("other", 1)):
+        (homes / name).mkdir(parents=True)
+        if os.getuid() == 0:
+            os.chown(homes / name, uid, 100)
+    passwd = (f"root:x:0:0:root:/root:/bin/sh\n"
+              f"joe:x:1000:100:Joe:{homes}/joe:/bin/sh\n"
+              f"Upper:x:1001:100::{homes}/joe:/bin/sh\n"
+              f"alias:*:7790:2108::{homes}/al:/bin/true\n"
+              f"nohome:x:1002:100::{homes}/missing:/bin/sh\n"
+              f"notowner:x:1003:100::{homes}/other:/bin/sh\n"
+              f"short:x:1004\n").encode()
+    return root, homes, passwd
+
+
+def pw2u(root, passwd, *opts):
+    return support.run([support.prog("qmail-pw2u"), *opts], input=passwd,
+                       env=support.suite_env(QMAIL_ROOT=root))
+
+
+def test_qmail_pw2u_writes_assignments_for_mail_accounts(pw_tree):
+    if os.getuid() != 0:
+        pytest.skip("home ownership needs root")
+    root, homes, passwd = pw_tree
+    r = pw2u(root, passwd)
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert r.stdout == (f"=joe:joe:1000:100:{homes}/joe:::\n"
+                        f"+joe-:joe:1000:100:{homes}/joe:-::\n"
+                        f"+:alias:7790:2108:{homes}/al:-::\n"
+                        f"=alias:alias:7790:2108:{homes}/al:::\n"
+                        f"+alias-:alias:7790:2108:{homes}/al:-::\n.\n").encode()
+    # and qmail-newu accepts what it wrote
+    (root / "users" / "assign").write_bytes(r.stdout)
+    assert support.run([support.prog("qmail-newu")], env=support.suite_env(QMAIL_ROOT=root)).returncode == 0
+    data = (root / "users" / "cdb").read_bytes()
+    assert users.lookup_cdb(data, b"joe-ext").ext == b"ext"
+    assert users.lookup_cdb(data, b"nobody").user == b"alias"
+
+
+def test_qmail_pw2u_options_and_files(pw_tree):
+    if os.getuid() != 0:
+        pytest.skip("home ownership needs root")
+    root, homes, passwd = pw_tree
+    (root / "users" / "mailnames").write_bytes(b"joe:jsmith:john\n")
+    (root / "users" / "exclude").write_bytes(b"# comment\nalias2\n")
+    (root / "users" / "subusers").write_bytes(b"joe-list:joe:list:\n")
+    (root / "users" / "append").write_bytes(b"=extra:joe:1000:100:/x:::\n")
+    r = pw2u(root, passwd, "-/", "-c", "+", "-u", "-H")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[:2] == [f"=jsmith:joe:1000:100:{homes}/joe:::", f"+jsmith+:joe:1000:100:{homes}/joe:-/::"]
+    assert f"=Upper:Upper:1001:100:{homes}/joe:::" in lines  # -u: capitals allowed
+    assert f"=nohome:nohome:1002:100:{homes}/missing:::" in lines  # -H: homes ignored
+    assert f"=joe-list:joe:1000:100:{homes}/joe:-/:list:" in lines
+    assert f"+joe-list+:joe:1000:100:{homes}/joe:-/:list-:" in lines
+    assert lines[-2:] == ["=extra:joe:1000:100:/x:::", "."]
+
+
+def test_qmail_pw2u_include_list_and_no_break(pw_tree):
+    if os.getuid() != 0:
+        pytest.skip("home ownership needs root")
+    root, homes, passwd = pw_tree
+    (root / "users" / "include").write_bytes(b"alias\n")
+    r = pw2u(root, passwd, "-C")
+    assert r.stdout == (f"+:alias:7790:2108:{homes}/al:-::\n"
+                        f"=alias:alias:7790:2108:{homes}/al:::\n.\n").encode()
+
+
+def test_qmail_pw2u_needs_alias_user(pw_tree):
+    root, homes, passwd = pw_tree
+    r = pw2u(root, b"joe:x:1000:100::/tmp:/bin/sh\n")
+    assert (r.returncode, r.stderr) == (111, b"qmail-pw2u: fatal: unable to find alias user\n")
+
+
+def test_qmail_pw2u_missing_home_with_h_stops(pw_tree):
+    if os.getuid() != 0:
+        pytest.skip("home ownership needs root")
+    root, homes, passwd = pw_tree
+    r = pw2u(root, passwd, "-h")
+    assert (r.returncode, r.stderr) == (111, f"qmail-pw2u: fatal: unable to stat {homes}/missing\n".encode())
+
+
+def test_qmail_pw2u_unknown_subuser_owner(pw_tree):
+    if os.getuid() != 0:
+        pytest.skip("home ownership needs root")
+    root, homes, passwd = pw_tree
+    (root / "users" / "subusers").write_bytes(b"x:ghost:p:\n")
+    r = pw2u(root, passwd)
+    assert (r.returncode, r.stderr) == (111, b"qmail-pw2u: fatal: unable to find ghost user for subuser\n")
