@@ -100,10 +100,35 @@ class Todo:
             except OSError:
                 self.warn(f"unable to unlink {path}")
                 raise Trouble
+        info_fd = _create(info_path, self)  # before "new msg", as qmail-send does
+        try:
+            self.log(send_log.new_msg(num))
+            info, chans = self.records(num, data, size, todo_path)
+            _fill(info_fd, info_path, info, self)
+        finally:
+            os.close(info_fd)
+        mask = 0
+        for channel, content in enumerate(chans):
+            if content:
+                path = (queue_layout.local if channel == routing.LOCAL else queue_layout.remote)("", num)
+                fd = _create(path, self)
+                try:
+                    _fill(fd, path, bytes(content), self)
+                finally:
+                    os.close(fd)
+                mask |= 1 << channel
+        # Only now may the envelope go: info and the channel files are on disk.
+        answer = self.clean(b"todo/%d" % num)
+        if answer != b"+":
+            self.warn(f"qmail-clean unable to clean up todo/{num}")
+            return
+        self.tell(b"D%d%d" % (mask, num))
+
+    def records(self, num: int, data: bytes, size: int, todo_path: str):
+        """The todo file's records -> (info contents, (local, remote) contents)."""
         info = bytearray()
         chans = (bytearray(), bytearray())
         uid = pid = 0
-        self.log(send_log.new_msg(num))
         for record in data.split(b"\0")[:-1]:
             kind, value = record[:1], record[1:]
             if kind == b"u":
@@ -119,19 +144,7 @@ class Todo:
             else:
                 self.warn(f"unknown record type in {todo_path}")
                 raise Trouble
-        _write_new(info_path, bytes(info), self)
-        mask = 0
-        for channel, content in enumerate(chans):
-            if content:
-                path = (queue_layout.local if channel == routing.LOCAL else queue_layout.remote)("", num)
-                _write_new(path, bytes(content), self)
-                mask |= 1 << channel
-        # Only now may the envelope go: info and the channel files are on disk.
-        answer = self.clean(b"todo/%d" % num)
-        if answer != b"+":
-            self.warn(f"qmail-clean unable to clean up todo/{num}")
-            return
-        self.tell(b"D%d%d" % (mask, num))
+        return bytes(info), chans
 
     def clean(self, request: bytes) -> bytes:
         try:
@@ -217,24 +230,29 @@ def _scan_ulong(value: bytes) -> int:
     return int(digits) if digits else 0
 
 
-def _write_new(path: str, content: bytes, todo: Todo) -> None:
-    """Create path exclusively with content, fsynced (it must survive a crash before
-    qmail-clean removes the todo file)."""
+def _create(path: str, todo: Todo) -> int:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
         todo.warn(f"unable to create {path}")
-        raise Trouble
+        raise Trouble from None
+
+
+def _fill(fd: int, path: str, content: bytes, todo: Todo) -> None:
+    """Write content and fsync it: it must survive a crash once qmail-clean removes the
+    todo file."""
     try:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
     except OSError:
         todo.warn(f"trouble writing to {path}")
-        raise Trouble
-    finally:
-        os.close(fd)
+        raise Trouble from None
+    try:
+        os.fsync(fd)
+    except OSError:
+        todo.warn(f"trouble fsyncing {path}")
+        raise Trouble from None
 
 
 def main(argv: list[str] | None = None) -> int:
