@@ -18,7 +18,7 @@ import os
 import sys
 
 from qmail import install_root
-from ucspi import exitcodes, warmstart
+from ucspi import exitcodes, sgetopt, warmstart
 
 PROG = "sendmail"
 USAGE = "sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]"
@@ -57,37 +57,11 @@ def run(root: str, name: str, args: list[str], env: dict) -> None:
 
 def parse(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     """sgetopt over sendmail's option string, where -E and -J swallow the rest of their word."""
-    opts = []
-    i = 1
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-") or word == "-":
-            break
-        j = 1
-        while j < len(word):
-            ch = word[j]
-            if ch in WITH_ARGUMENT:
-                if j + 1 < len(word):
-                    opts.append((ch, word[j + 1:]))
-                elif i + 1 < len(argv):
-                    i += 1
-                    opts.append((ch, argv[i]))
-                else:
-                    exitcodes.say(f"{PROG}: option requires an argument -- {ch}")
-                    die_usage()
-                break
-            if ch not in FLAGS:
-                exitcodes.say(f"{PROG}: illegal option -- {ch}")
-                die_usage()
-            opts.append((ch, ""))
-            if ch in "EJ":
-                break  # an optional argument may be attached: skip it
-            j += 1
-        i += 1
-    return opts, argv[i:]
+    try:
+        return sgetopt.getopt(argv, FLAGS + "".join(ch + ":" for ch in WITH_ARGUMENT), PROG,
+                              rest_of_word="EJ")
+    except sgetopt.UsageError:
+        die_usage()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,31 +36,15 @@ def _plain(ip: str) -> str:
 def options(argv: list[str]) -> tuple[bool, int, list[str]]:
     """subgetopt, which ignores what it does not know (tcp-env prints nothing)."""
     remoteinfo, timeout = True, 30
-    i = 1
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-") or word == "-":
-            break
-        j = 1
-        while j < len(word):
-            ch = word[j]
-            if ch == "t":
-                value = word[j + 1:]
-                if not value and i + 1 < len(argv):
-                    i += 1
-                    value = argv[i]
-                timeout = sgetopt.scan_ulong(value)
-                break
-            if ch == "r":
-                remoteinfo = True
-            elif ch == "R":
-                remoteinfo = False
-            j += 1
-        i += 1
-    return remoteinfo, timeout, argv[i:]
+    opts, rest = sgetopt.getopt(argv, "rRt:", quiet=True)
+    for ch, arg in opts:
+        if ch == "r":
+            remoteinfo = True
+        elif ch == "R":
+            remoteinfo = False
+        elif ch == "t":
+            timeout = sgetopt.scan_ulong(arg)
+    return remoteinfo, timeout, rest
 
 
 def describe(env: dict, remoteinfo: bool, timeout: int) -> None:

@@ -14,10 +14,14 @@ class UsageError(Exception):
     """The command line does not fit the program's options."""
 
 
-def getopt(argv: list[str], optstring: str, prog: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+def getopt(argv: list[str], optstring: str, prog: str | None = None, quiet: bool = False,
+           rest_of_word: str = "") -> tuple[list[tuple[str, str]], list[str]]:
     """Parse argv[1:] against optstring ("ab:c": -b takes an argument).
 
-    Returns ([(letter, argument or ""), ...], remaining words).
+    Returns ([(letter, argument or ""), ...], remaining words). quiet (subgetopt's way,
+    as tcp-env uses it): nothing is printed, an unknown option comes back as
+    ("?", letter) and a missing argument as an empty one, instead of raising. Letters in rest_of_word take the
+    rest of their word, possibly empty, as an optional argument (sendmail's -E, -J).
     """
     prog = prog or "getopt"
     takes_arg = {}
@@ -37,7 +41,14 @@ def getopt(argv: list[str], optstring: str, prog: str | None = None) -> tuple[li
         j = 1
         while j < len(word):
             ch = word[j]
+            if ch in rest_of_word:
+                opts.append((ch, word[j + 1:]))
+                break
             if ch not in takes_arg:
+                if quiet:
+                    opts.append(("?", ch))
+                    j += 1
+                    continue
                 exitcodes.say(f"{prog}: illegal option -- {ch}")
                 raise UsageError(ch)
             if takes_arg[ch]:
@@ -46,6 +57,8 @@ def getopt(argv: list[str], optstring: str, prog: str | None = None) -> tuple[li
                 elif i + 1 < len(argv):
                     i += 1
                     opts.append((ch, argv[i]))
+                elif quiet:
+                    opts.append((ch, ""))
                 else:
                     exitcodes.say(f"{prog}: option requires an argument -- {ch}")
                     raise UsageError(ch)
