@@ -1,7 +1,6 @@
 """The programs .qmail lines call: preline, forward, condredirect, bouncesaying, except,
 qreceipt, qbiff; and the boot/ default deliveries."""
 
-import os
 import re
 import struct
 import subprocess

@@ -1,7 +1,6 @@
 """qmail-local through its qmail-local(8) command line: real homes, real files, real programs."""
 
 import mailbox
-import os
 import re
 import resource
 import stat
