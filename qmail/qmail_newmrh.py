@@ -14,42 +14,17 @@ Exit codes: 0 done; 111 when the list cannot be read or the cdb cannot be writte
 Environment: QMAIL_ROOT (default /var/qmail).
 """
 
-import os
 import sys
 
-from qmail import install_root
-from ucspi import cdb_make, durable, exitcodes
+from qmail import control_cdb
 
 PROG = "qmail-newmrh"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    root = install_root.root()
-    try:
-        os.chdir(root)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, f"unable to chdir to {root}", err)
-    try:
-        with open("control/morercpthosts", "rb") as f:
-            data = f.read()
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "unable to read control/morercpthosts", err)
-    keys = host_keys(data)
-
-    def write(fp):
-        writer = cdb_make.Writer(fp)
-        for key in keys:
-            writer.put(key, b"")
-        writer.finalize()
-
-    try:
-        durable.replace("control/morercpthosts.cdb", "control/morercpthosts.tmp", write, 0o644)
-    except OSError as err:
-        if getattr(err, "filename2", None):
-            exitcodes.fatal_sys(PROG, "unable to move control/morercpthosts.tmp to "
-                                "control/morercpthosts.cdb", err)
-        exitcodes.fatal_sys(PROG, "unable to write to control/morercpthosts.tmp", err)
+    data = control_cdb.read_source(PROG, "morercpthosts")
+    control_cdb.write(PROG, "morercpthosts", host_keys(data))
     return 0
 
 
