@@ -12,7 +12,7 @@ import os
 import sys
 
 from qmail import install_root
-from ucspi import exitcodes, warmstart
+from ucspi import exitcodes, filters, warmstart
 
 
 def program(root: str, name: str) -> str:
@@ -21,16 +21,6 @@ def program(root: str, name: str) -> str:
     if os.path.exists(installed):
         return installed
     return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)
-
-
-def write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,14 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         exitcodes.fatal_sys("mailsubj", "unable to run qmail-inject", err)
     os.close(read_end)
-    if write_all(write_end, header):
-        while True:
-            try:
-                data = os.read(0, 65536)
-            except OSError:
-                break
-            if not data or not write_all(write_end, data):
-                break
+    filters.feed(write_end, header)
     os.close(write_end)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):

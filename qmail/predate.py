@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from ucspi import exitcodes, warmstart
+from ucspi import children, exitcodes, filters, warmstart
 
 PROG = "predate"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -31,16 +31,6 @@ def date_line(now: int) -> bytes:
     return (f"Date: {local.tm_mday} {MONTHS[local.tm_mon - 1]} {local.tm_year} "
             f"{local.tm_hour:02d}:{local.tm_min:02d}:{local.tm_sec:02d} "
             f"{sign}{minutes // 60:02d}{minutes % 60:02d}\n").encode()
-
-
-def write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,19 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     os.close(read_end)
     now = int(time.time())
     # A child that stops reading early is its own business, as with qmail's predate.
-    if write_all(write_end, date_line(now)):
-        while True:
-            try:
-                data = os.read(0, 65536)
-            except OSError:
-                break
-            if not data or not write_all(write_end, data):
-                break
+    filters.feed(write_end, date_line(now))
     os.close(write_end)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "wait failed", err)
-    if os.WIFSIGNALED(status):
-        exitcodes.fatal(PROG, "child crashed")
-    return os.WEXITSTATUS(status)
+    return children.exit_code(PROG, pid)

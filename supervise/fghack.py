@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from supervise import pathexec
-from ucspi import exitcodes, warmstart
+from ucspi import children, exitcodes, warmstart
 
 PROG = "fghack"
 DUPLICATES = 30
@@ -80,10 +80,4 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             break
     os.close(read_end)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "wait failed", err)
-    if os.WIFSIGNALED(status):
-        exitcodes.fatal(PROG, "child crashed")
-    return os.WEXITSTATUS(status)
+    return children.exit_code(PROG, pid)

@@ -21,3 +21,17 @@ def copy(convert: Callable[[bytes, bool], bytes], bufsize: int = 65536) -> None:
         write_all(1, convert(chunk, not chunk))
         if not chunk:
             return
+
+
+def feed(fd: int, head: bytes = b"", bufsize: int = 65536) -> None:
+    """Write head, then everything on stdin, to fd (a child's pipe). Stops quietly when
+    the child stops reading or stdin fails: the child's exit status tells the rest."""
+    try:
+        write_all(fd, head)
+        while True:
+            data = os.read(0, bufsize)
+            if not data:
+                return
+            write_all(fd, data)
+    except OSError:
+        return
