@@ -1,6 +1,7 @@
 """qmail-local through its qmail-local(8) command line: real homes, real files, real programs."""
 
 import mailbox
+import os
 import re
 import resource
 import stat
@@ -530,3 +531,42 @@ def test_concurrent_mbox_deliveries_do_not_interleave(home):
     raw = (home / "Mailbox").read_bytes()
     assert raw.count(b"\nFrom ") + raw.startswith(b"From ") == 24
     assert raw.endswith(b"line\n\n")
+
+
+# --- as an ordinary user (embedded mode) ----------------------------------------------
+
+@pytest.fixture
+def user_home():
+    """A home an ordinary user owns, in a directory that user can reach."""
+    import shutil
+    import tempfile
+    user = support.unprivileged_user()
+    base = tempfile.mkdtemp(prefix="qmail-local-")
+    os.chmod(base, 0o755)
+    home = os.path.join(base, "home")
+    os.mkdir(home, 0o755)
+    for sub in ("Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"):
+        os.mkdir(os.path.join(home, sub), 0o700)
+    with open(os.path.join(base, "message"), "wb") as f:
+        f.write(MESSAGE)
+    with open(os.path.join(home, ".qmail"), "wb") as f:
+        f.write(b"./Maildir/\n./Mailbox\n|id -u\n")
+    if os.getuid() == 0:
+        for d, dirs, files in os.walk(base):
+            for name in [d] + [os.path.join(d, x) for x in dirs + files]:
+                os.chown(name, user.pw_uid, user.pw_gid)
+    yield user, base, home
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_ordinary_user_delivers_into_own_home(user_home):
+    user, base, home = user_home
+    with open(os.path.join(base, "message"), "rb") as stdin:
+        r = subprocess.run(support.as_user([support.prog(QL), user.pw_name, home, "joe", "", "",
+                                            "example.com", "s@x", "./Maildir/"], user),
+                           stdin=stdin, capture_output=True, env=support.suite_env(), timeout=30)
+    assert (r.returncode, r.stdout) == (0, b"%d\ndid 2+0+1\n" % user.pw_uid), r.stderr
+    [name] = os.listdir(os.path.join(home, "Maildir", "new"))
+    for path in (os.path.join(home, "Maildir", "new", name), os.path.join(home, "Mailbox")):
+        st = os.stat(path)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.pw_uid, 0o600)
