@@ -277,3 +277,20 @@ def test_debris_of_an_interrupted_qmail_queue_is_removed_once_ossified(rig):
     time.sleep(0.5)
     assert os.path.exists(queue_layout.mess(q, fresh))  # maybe still being written
     assert not any("new msg" in x for x in rig.history())
+
+
+def test_verp_sender_is_rewritten_per_recipient():
+    from qmail.qmail_send import _verp_sender
+    assert (_verp_sender(b"list-@lists.example-@[]", b"joe@far.example")
+            == b"list-joe=far.example@lists.example")
+    assert _verp_sender(b"plain@lists.example", b"joe@far.example") == b"plain@lists.example"
+    assert _verp_sender(b"-@[]", b"joe@far.example") == b"-@[]"  # no @ before -@[]
+    assert _verp_sender(b"list-@x-@[]", b"noat") == b"list-@x-@[]"
+
+
+def test_verp_sender_reaches_the_delivery(rig):
+    rig.start()
+    rig.inject([DEMO], sender=f"list-@{FQDN}-@[]", subject="verp")
+    rig.log.wait_line("end msg ", timeout=20)
+    text = rig.maildir("demo")[0]
+    assert f"Return-Path: <list-demo={FQDN}@{FQDN}>".encode() in text

@@ -226,3 +226,11 @@ def test_server_finishes_deliveries_after_input_ends(tmp_path):
     assert _read_reports(proc, 1)[0][1].startswith(b"K")
     assert proc.wait() == 0
     proc.send_signal(signal.SIGTERM)
+
+
+@given(st.integers(0, 0xFFFF), st.binary(max_size=60))
+def test_report_translations_always_give_k_z_or_d(wstat, output):
+    for translate in (sp.local_report, sp.remote_report):
+        text = translate(wstat, output)
+        assert text[:1] in (b"K", b"Z", b"D")
+        assert b"\0" not in text
