@@ -100,11 +100,11 @@ def read_settings(root: str) -> Settings:
     me = control.read_line(root, "me")
 
     def line(name, fallback):
+        # control_rldef: the file, else me (for "me" defaults), else the literal default
+        # ("bouncehost" when even control/me is missing, as qmail-send does)
         value = control.read_line(root, name)
         if value is None:
-            value = me if fallback == "me" else fallback
-        if value is None:
-            raise control.ControlTrouble(f"no control/{name}")
+            value = (me if me is not None else name) if fallback == "me" else fallback
         return value
 
     doublebounceto = line("doublebounceto", "postmaster") + "@" + line("doublebouncehost", "me")
