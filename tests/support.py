@@ -29,6 +29,7 @@ C_PACKAGES = {
                                   "tai64n", "tai64nlocal", "setuidgid", "envuidgid", "envdir",
                                   "softlimit", "setlock", "pgrphack", "fghack",
                                   "readproctitle", "svscanboot")},
+    "dot-forward": "dot-forward",
 }
 
 DEFAULT_TIMEOUT = 10.0
