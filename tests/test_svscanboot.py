@@ -44,7 +44,8 @@ def test_starts_svscan_in_the_directory_with_only_path(tmp_path):
     support.service_tree(tmp_path, {"a": ENV_RUN})
     proc, found = boot(tmp_path)
     assert title(found["svscan"]) == f"svscan {tmp_path}"
-    assert cwd(found["svscan"]) == str(tmp_path)
+    # svscan's title is set before its chdir: wait for the chdir (bounded)
+    support.wait_for(lambda: cwd(found["svscan"]) == str(tmp_path), what="svscan in the directory")
     assert title(found["readproctitle"]).startswith("readproctitle service errors: ...")
     wait_pid_file(tmp_path / "a" / "pid")
     env = dict(line.split("=", 1) for line in (tmp_path / "a" / "env.txt").read_text().splitlines())
