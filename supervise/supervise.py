@@ -121,8 +121,11 @@ class Supervisor:
             durable.write_bytes("supervise/status", status_file.pack(record),
                                 tmp="supervise/status.new", mode=0o644)
         except OSError as err:
+            # the failing step names itself as in C: unlink/open and rename carry file names
             if getattr(err, "filename2", None):
                 exitcodes.warn_sys(PROG, f"unable to rename {self.dir}/supervise/status.new to status", err)
+            elif getattr(err, "filename", None):
+                exitcodes.warn_sys(PROG, f"unable to open {self.dir}/supervise/status.new", err)
             else:
                 exitcodes.warn_sys(PROG, f"unable to write {self.dir}/supervise/status.new", err)
 

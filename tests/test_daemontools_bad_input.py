@@ -287,3 +287,92 @@ def test_messages_for_closed_service_elements_are_the_c_ones(user_dir):
         0, f"{service}: unable to chdir: access denied\n".encode(), b"")
     assert outcome([support.prog("svc"), "-u", service], user) == (
         0, b"", f"svc: warning: unable to chdir to {service}: access denied\n".encode())
+
+
+# supervise with odd things in its service directory
+
+RUN = "#!/bin/sh\necho $$ > ../run.pid\nexec sleep 100\n"
+
+
+def supervise_odd_service(work: Path, tool: str, setup) -> tuple[list[str], list]:
+    """supervise on work/w after setup(w): its distinct stderr lines (first 1.5 s) and the
+    service directory's entries (path, type, mode) once stopped."""
+    service = work / "w"
+    service.mkdir(parents=True)
+    (service / "run").write_text(RUN)
+    (service / "run").chmod(0o755)
+    setup(service)
+    proc = support.Proc([tool, "w"], cwd=work)
+    try:
+        lines = proc.err.read_available(1.5)
+    finally:
+        proc.stop()
+        pid_file = work / "run.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+    entries = []
+    for dirpath, dirnames, names in os.walk(service):
+        for name in dirnames + names:
+            path = Path(dirpath) / name
+            st = os.lstat(path)
+            entries.append((str(path.relative_to(service)), stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode)))
+    return sorted(set(lines)), sorted(entries)
+
+
+def _mkdirs(*names):
+    def setup(service):
+        for name in names:
+            (service / name).mkdir()
+    return setup
+
+
+def _touch(name, mode=0o644):
+    def setup(service):
+        (service / "supervise").mkdir(exist_ok=True)
+        (service / name).write_bytes(b"")
+        (service / name).chmod(mode)
+    return setup
+
+
+def _run_replaced(kind):
+    def setup(service):
+        (service / "run").unlink()
+        if kind == "dir":
+            (service / "run").mkdir()
+        else:
+            (service / "run").symlink_to("run")
+    return setup
+
+
+@pytest.mark.parametrize("setup, expected", [
+    (lambda s: (s / "run").chmod(0o644), ["supervise: fatal: unable to start w/run: access denied"]),
+    (_run_replaced("dir"), ["supervise: fatal: unable to start w/run: access denied"]),
+    (_run_replaced("loop"), ["supervise: fatal: unable to start w/run: symbolic link loop"]),
+    (lambda s: (s / "supervise").write_bytes(b""),
+     ["supervise: fatal: unable to acquire w/supervise/lock: not a directory"]),
+    (_touch("supervise/control"), []),
+    (_touch("supervise/ok"), []),
+    (_mkdirs("supervise", "supervise/status.new"),
+     ["supervise: warning: unable to open w/supervise/status.new: is a directory"]),
+    (_touch("down", 0o000), []),
+    (_mkdirs("down"), []),
+], ids=["run-not-executable", "run-directory", "run-loop", "supervise-file", "control-regular-file",
+        "ok-regular-file", "status-new-directory", "down-unreadable", "down-directory"])
+def test_supervise_with_odd_service_directory_entries_behaves_as_c(tmp_path, setup, expected):
+    c = supervise_odd_service(tmp_path / "c", support.c_tool("supervise"), setup)
+    ours = supervise_odd_service(tmp_path / "ours", support.prog("supervise"), setup)
+    assert ours == c
+    assert ours[0] == expected
+
+
+def test_status_that_is_a_directory_gives_the_c_warning(tmp_path):
+    """Known difference: C leaves supervise/status.new behind; ours removes it."""
+    setup = _mkdirs("supervise", "supervise/status")
+    c = supervise_odd_service(tmp_path / "c", support.c_tool("supervise"), setup)
+    ours = supervise_odd_service(tmp_path / "ours", support.prog("supervise"), setup)
+    assert ours[0] == c[0] == ["supervise: warning: unable to rename w/supervise/status.new to status: "
+                               "is a directory"]
+    assert [e for e in c[1] if e[0] != "supervise/status.new"] == ours[1]
