@@ -376,3 +376,83 @@ def test_status_that_is_a_directory_gives_the_c_warning(tmp_path):
     assert ours[0] == c[0] == ["supervise: warning: unable to rename w/supervise/status.new to status: "
                                "is a directory"]
     assert [e for e in c[1] if e[0] != "supervise/status.new"] == ours[1]
+
+
+# multilog on log directories holding odd things
+
+def _log_setup(*steps):
+    """steps: ("dir", name) | ("file", name, bytes) | ("link", name, target), inside ./d."""
+    def setup(work: Path):
+        d = work / "d"
+        for step in steps:
+            path = work / step[1]
+            if step[0] == "dir":
+                path.mkdir(parents=True, exist_ok=True)
+            elif step[0] == "file":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(step[2])
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.symlink_to(step[2])
+        return d
+    return setup
+
+
+@pytest.mark.parametrize("setup, message", [
+    (_log_setup(("file", "d", b"")), "multilog: fatal: unable to open directory ./d: not a directory\n"),
+    (_log_setup(("dir", "d/current")), "multilog: fatal: unable to append to ./d/current: is a directory\n"),
+    (_log_setup(("dir", "d/lock")), "multilog: fatal: unable to lock directory ./d: is a directory\n"),
+    (_log_setup(("dir", "d/state")), "multilog: fatal: unable to write to ./d/state: is a directory\n"),
+], ids=["d-is-a-file", "current-is-a-directory", "lock-is-a-directory", "state-is-a-directory"])
+def test_log_directory_with_a_directory_in_the_way_exits_111_like_c(tmp_path, setup, message):
+    c, ours = multilog_both(tmp_path, ["./d"], b"a line\n", prepare=setup)
+    assert ours == c
+    assert ours[0] == 111 and ours[2] == message.encode()
+
+
+@pytest.mark.parametrize("setup", [
+    _log_setup(("dir", "d"), ("link", "d/current", "nowhere")),
+    _log_setup(("file", "d/processed", b"half processed\n"), ("file", "d/current", b"unfinished\n")),
+    _log_setup(("file", "d/previous", b"before the crash\n"), ("file", "d/current", b"after\n")),
+    _log_setup(("file", "d/previous", b"before\n"), ("file", "d/current", b"after\n"),
+               ("file", "d/newstate", b"new state\n")),
+], ids=["current-dangling-link", "processed-left-over", "previous-left-over", "previous-and-newstate"])
+def test_log_directory_left_in_odd_states_is_recovered_like_c(tmp_path, setup):
+    c, ours = multilog_both(tmp_path, ["./d"], b"one\ntwo\n", prepare=setup)
+    assert ours[:3] == c[:3] == (0, b"", b"")
+    assert sorted(ours[3]) == sorted(c[3])
+    for key in c[3]:
+        assert ours[3][key] == c[3][key], key
+
+
+@pytest.mark.parametrize("name", ["previous", "processed"])
+def test_a_directory_where_a_rotation_file_belongs_pauses_like_c(tmp_path, name):
+    """As in C, multilog retries removing the file until a removal succeeds: taking the
+    directory away is not enough (the warning becomes "file does not exist"); a plain
+    file in its place lets it go on, and nothing logged is lost."""
+    results = {}
+    for which, tool in (("c", support.c_tool("multilog")), ("ours", support.prog("multilog"))):
+        work = tmp_path / which
+        (work / "d" / name).mkdir(parents=True)
+        (work / "d" / "current").write_bytes(b"before\n")
+        r, w = os.pipe()
+        proc = support.Proc([tool, "./d"], stdin=r, cwd=work)
+        os.close(r)
+        try:
+            first = proc.err.wait_line("multilog:", timeout=10)
+            (work / "d" / name).rmdir()
+            second = proc.err.wait_line("multilog:", timeout=10)
+            assert proc.alive()
+            (work / "d" / name).write_bytes(b"")
+            os.write(w, b"one\ntwo\n")
+        finally:
+            os.close(w)
+        assert proc.wait(20) == 0
+        d = work / "d"
+        assert b"".join((d / n).read_bytes() for n in sorted(os.listdir(d)) if n.startswith("@")) \
+            + (d / "current").read_bytes() == b"before\none\ntwo\n"
+        results[which] = (first, second, snapshot(work))
+    assert results["ours"][:2] == results["c"][:2] == (
+        f"multilog: warning: unable to remove ./d/{name}, pausing: is a directory",
+        f"multilog: warning: unable to remove ./d/{name}, pausing: file does not exist")
+    assert results["ours"][2] == results["c"][2]
