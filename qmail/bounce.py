@@ -15,42 +15,13 @@ A VERP sender prefix-@host-@[] bounces to prefix-@host.
 
 import time
 
+from qmail import address
+
 DOUBLE_BOUNCE_SENDER = b"#@[]"
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep",
            b"Oct", b"Nov", b"Dec")
 
 # Characters a local part may hold unquoted (quote.c's table: RFC 821 atoms).
-_ATOM = frozenset(b"!#$%&'*+-/0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`"
-                  b"abcdefghijklmnopqrstuvwxyz{|}~")
-
-
-def quote_needed(local: bytes) -> bool:
-    if not local or local[:1] == b"." or local[-1:] == b"." or b".." in local:
-        return True
-    return any(ch not in _ATOM and ch != ord(".") for ch in local)
-
-
-def quote(local: bytes) -> bytes:
-    """A local part as qmail writes it in headers: quoted only when it must be."""
-    if not quote_needed(local):
-        return local
-    out = bytearray(b'"')
-    for ch in local:
-        if ch in b'\r\n"\\':
-            out += b"\\"
-        out.append(ch)
-    return bytes(out + b'"')
-
-
-def quote_address(addr: bytes) -> bytes:
-    """quote2: the local part (before the last @) quoted as needed, the domain as is."""
-    if not addr:
-        return addr
-    at = addr.rfind(b"@")
-    if at < 0:
-        return quote(addr)
-    return quote(addr[:at]) + addr[at:]
-
 
 def date_field(when: float) -> bytes:
     """The Date: line qmail writes (UTC, -0000)."""
@@ -93,8 +64,8 @@ def compose(now: float, bouncefrom: bytes, bouncehost: bytes, sender: bytes,
             recipient: bytes, paragraphs: bytes, message: bytes) -> bytes:
     """The whole bounce message; sender is the original (unverped) sender."""
     double = not sender
-    head = (date_field(now) + b"From: " + quote(bouncefrom) + b"@" + bouncehost
-            + b"\nTo: " + quote_address(recipient) + b"\nSubject: failure notice\n\n"
+    head = (date_field(now) + b"From: " + address.quote(bouncefrom) + b"@" + bouncehost
+            + b"\nTo: " + address.quote2(recipient) + b"\nSubject: failure notice\n\n"
             + b"Hi. This is the qmail-send program at " + bouncehost)
     if double:
         head += (b".\nI tried to deliver a bounce message to this address, "
@@ -105,5 +76,5 @@ def compose(now: float, bouncefrom: bytes, bouncehost: bytes, sender: bytes,
                  b"Sorry it didn't work out.\n\n")
     tail = (b"--- Below this line is the original bounce.\n\n" if double
             else b"--- Below this line is a copy of the message.\n\n")
-    return (head + paragraphs + tail + b"Return-Path: <" + quote_address(sender)
+    return (head + paragraphs + tail + b"Return-Path: <" + address.quote2(sender)
             + b">\n" + message)

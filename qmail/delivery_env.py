@@ -13,12 +13,9 @@ inside one is written as `_`.
 
 from dataclasses import dataclass
 
-from qmail import dot_qmail
+from qmail import address, dot_qmail
 
 # RFC 821 characters that may appear unquoted in a local part (qmail's quote.c table).
-_ATOM_OK = frozenset(
-    b"!#$%&'*+-/0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz{|}~.")
-
 
 @dataclass
 class Delivery:
@@ -29,37 +26,6 @@ class Delivery:
     ext: bytes
     host: bytes
     sender: bytes
-
-
-def quote_needed(local: bytes) -> bool:
-    """Whether an RFC 821 local part must be written as a quoted string."""
-    if not local:
-        return True
-    if any(ch not in _ATOM_OK for ch in local):
-        return True
-    return local.startswith(b".") or local.endswith(b".") or b".." in local
-
-
-def quote_local(local: bytes) -> bytes:
-    """The local part as a quoted string when it needs one."""
-    if not quote_needed(local):
-        return local
-    out = bytearray(b'"')
-    for ch in local:
-        if ch in b'\r\n"\\':
-            out += b"\\"
-        out.append(ch)
-    return bytes(out + b'"')
-
-
-def quote_address(address: bytes) -> bytes:
-    """An address with its local part (before the last @) quoted if needed; <> stays empty."""
-    if not address:
-        return address
-    at = address.rfind(b"@")
-    if at < 0:
-        return quote_local(address)
-    return quote_local(address[:at]) + address[at:]
 
 
 def recipient(d: Delivery) -> bytes:
@@ -73,7 +39,7 @@ def dt_line(d: Delivery) -> bytes:
 
 def rp_line(d: Delivery) -> bytes:
     """`Return-Path: <SENDER>` + newline."""
-    return (b"Return-Path: <" + quote_address(d.sender)).replace(b"\n", b"_") + b">\n"
+    return (b"Return-Path: <" + address.quote2(d.sender)).replace(b"\n", b"_") + b">\n"
 
 
 def new_sender(d: Delivery, owner: bool, owner_default: bool) -> bytes:

@@ -34,7 +34,8 @@ import sys
 import dns.exception
 import dns.resolver
 
-from qmail import bounce, control, install_root
+from qmail import address as address_822
+from qmail import control, install_root
 from ucspi import dns_lookup
 
 PORT_SMTP = 25
@@ -216,7 +217,7 @@ def mangle(address: bytes) -> bytes:
     at = address.rfind(b"@")
     if at < 0:
         return address
-    return bounce.quote(address[:at]) + address[at:]
+    return address_822.quote(address[:at]) + address[at:]
 
 
 def literal(host: str) -> str | None:

@@ -5,7 +5,7 @@ import calendar
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import bounce
+from qmail import address, bounce
 
 
 def test_paragraph_names_the_recipient_and_keeps_the_report():
@@ -42,21 +42,21 @@ def test_paragraph_hides_newlines_in_the_recipient():
     (b"\xe9", b'"\xe9"'),
 ])
 def test_quote_only_when_needed(local, quoted):
-    assert bounce.quote(local) == quoted
+    assert address.quote(local) == quoted
 
 
 def test_quote_address_quotes_only_the_local_part():
-    assert bounce.quote_address(b"joe smith@example.org") == b'"joe smith"@example.org'
-    assert bounce.quote_address(b"a@b@example.org") == b'"a@b"@example.org'
-    assert bounce.quote_address(b"") == b""
-    assert bounce.quote_address(b"#@[]") == b"#@[]"
+    assert address.quote2(b"joe smith@example.org") == b'"joe smith"@example.org'
+    assert address.quote2(b"a@b@example.org") == b'"a@b"@example.org'
+    assert address.quote2(b"") == b""
+    assert address.quote2(b"#@[]") == b"#@[]"
 
 
 @given(st.binary(max_size=30))
 def test_quoted_local_part_reads_back(local):
-    out = bounce.quote(local)
+    out = address.quote(local)
     if out == local:
-        assert local and not bounce.quote_needed(local)
+        assert local and not address.quote_need(local)
     else:
         assert out[:1] == b'"' and out[-1:] == b'"'
         body = out[1:-1]
