@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from qmail import (bounce, control, install_root, queue_client, queue_layout, retry_schedule,
                    routing, send_log, spawn_protocol)
+from ucspi import self_pipe
 
 CHANNELS = 2
 LOG = 0
@@ -634,7 +635,7 @@ class Send:
                 continue
             self.recent = int(time.time())
             if wake_fd in readable:
-                _drain(wake_fd)
+                self_pipe.drain(wake_fd)
             for c in range(CHANNELS):
                 if CHAN_OUT[c] in writable:
                     self.comm_do(c)
@@ -690,14 +691,6 @@ def _note_signal(signum, frame) -> None:
     _pending_signals.add(signum)
 
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
-
-
 def _die(text: str) -> int:
     send_log.write(LOG, send_log.alert(text))
     return 111
@@ -751,10 +744,7 @@ def main(argv: list[str] | None = None) -> int:
             os.set_blocking(CHAN_OUT[c], False)
         except OSError:
             send.spawn_died(c)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
+    wake_r, _ = self_pipe.open_wakeup()
 
     send.run(wake_r)
     return 0

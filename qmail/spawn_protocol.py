@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from qmail import install_root
+from ucspi import self_pipe
 
 AUTO_SPAWN = 120  # conf-spawn
 _MESSID_MAX = 100
@@ -315,12 +316,8 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
     except OSError:
         return 111
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    wake_r, wake_w = os.pipe()
-    for fd in (wake_r, wake_w):
-        os.set_blocking(fd, False)
-        os.set_inheritable(fd, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w)
+    wake_r, wake_w = self_pipe.open_wakeup()
     out = _Writer(outfd)
     out.send(bytes([min(limit, 255)]))
     reader = CommandReader()
@@ -336,7 +333,7 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
             except InterruptedError:
                 continue
             if wake_r in ready:
-                _drain(wake_r)
+                self_pipe.drain(wake_r)
             _reap(slots)
             if reading and infd in ready:
                 try:
@@ -375,14 +372,6 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
         os.close(wake_r)
         os.close(wake_w)
     return 0
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 
 
 def _reap(slots: dict[int, "_Delivery"]) -> None:

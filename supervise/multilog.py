@@ -47,7 +47,7 @@ import time
 
 from supervise import multilog_script as script_lang
 from supervise import tai64
-from ucspi import exitcodes, warmstart
+from ucspi import exitcodes, self_pipe, warmstart
 
 PROG = "multilog"
 PAUSE = 1.0  # seconds between retries when the disk gives trouble
@@ -419,14 +419,12 @@ class Input:
         self.at_newline = True  # the last byte read was a newline
         self.exit_asap = False
         self.force_rotate = False
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_w, False)
-        os.set_blocking(self.wake_r, False)
+        self.wake_r = -1
 
     def catch_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGALRM, self._on_alarm)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.wake_r, _ = self_pipe.open_wakeup()
 
     def _on_term(self, signum, frame):
         self.exit_asap = True
@@ -452,7 +450,7 @@ class Input:
             try:
                 ready, _, _ = select.select([0, self.wake_r], [], [])
                 if self.wake_r in ready:
-                    self._drain_wakeups()
+                    self_pipe.drain(self.wake_r)
                     if 0 not in ready:
                         continue
                 data = os.read(0, 1 if self.exit_asap else READ_SIZE)
@@ -464,13 +462,6 @@ class Input:
                 return b""
             self.at_newline = data[-1] == 10
             self.buffer = data
-
-    def _drain_wakeups(self) -> None:
-        try:
-            while os.read(self.wake_r, 256):
-                pass
-        except OSError:
-            pass
 
 
 def parse_script(script: list[bytes], startdir: int):

@@ -40,7 +40,7 @@ import sys
 import time
 
 from supervise import status_file
-from ucspi import durable, exitcodes, warmstart
+from ucspi import durable, exitcodes, self_pipe, warmstart
 
 PROG = "supervise"
 POLL_SECONDS = 3600.0  # C's iopause deadline; any signal or command wakes us sooner
@@ -259,11 +259,7 @@ class Supervisor:
             if self.flag_exit and not self.pid and not self.finish_pid:
                 return
             poller.poll(POLL_SECONDS * 1000)
-            try:
-                while os.read(self.selfpipe_r, 128):
-                    pass
-            except BlockingIOError:
-                pass
+            self_pipe.drain(self.selfpipe_r)
             if self.reap():
                 return
             try:
@@ -294,11 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     try:
-        selfpipe_r, selfpipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        selfpipe_r, selfpipe_w = self_pipe.open_wakeup()
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to create pipe for {directory}", err)
     # SIGCHLD's handler does nothing: the interpreter writes the wake-up byte for us.
-    signal.set_wakeup_fd(selfpipe_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
     try:

@@ -22,7 +22,7 @@ import sys
 import traceback
 from typing import Callable, NoReturn
 
-from ucspi import exitcodes
+from ucspi import exitcodes, self_pipe
 
 
 class Server:
@@ -68,10 +68,7 @@ class Server:
 
     def run(self) -> NoReturn:
         """Accept and fork forever; SIGTERM exits 0."""
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
+        wake_r, _ = self_pipe.open_wakeup()
         # A Python-level handler is what makes the interpreter write to the wakeup pipe.
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
         signal.signal(signal.SIGTERM, self._terminate)
@@ -84,11 +81,7 @@ class Server:
             except InterruptedError:
                 ready = []
             if wake_r in ready:
-                try:
-                    while os.read(wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
+                self_pipe.drain(wake_r)
             self._reap()
             if self.listener in ready and self.children < self.limit:
                 try:
