@@ -23,6 +23,21 @@ PID_DEBRIS_AGE = 129600  # OSSIFIED: 36 hours
 _MAX_REQUEST = 100
 
 
+def request(out_fd: int, in_fd: int, what: bytes) -> bytes:
+    """The client side of this program's protocol (qmail-send, qmail-todo): send
+    `what` + NUL, return the one-byte answer (b"+" done, b"!" trouble, b"x" refused),
+    or b"" when qmail-clean is gone."""
+    try:
+        os.write(out_fd, what + b"\0")
+        while True:
+            try:
+                return os.read(in_fd, 1)
+            except InterruptedError:
+                continue
+    except OSError:
+        return b""
+
+
 def clean_pid_dir() -> None:
     """Remove pid/ files last read more than 36 hours ago."""
     now = time.time()

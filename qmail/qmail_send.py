@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from qmail import (bounce, control, install_root, queue_client, queue_layout, retry_schedule,
+from qmail import (bounce, control, install_root, qmail_clean, queue_client, queue_layout, retry_schedule,
                    routing, send_log, spawn_protocol)
 from ucspi import self_pipe
 
@@ -189,17 +189,7 @@ class Send:
 
     # --- qmail-clean -------------------------------------------------------------
     def clean(self, request: str) -> None:
-        try:
-            os.write(CLEAN_OUT, request.encode() + b"\0")
-            answer = b""
-            while not answer:
-                try:
-                    answer = os.read(CLEAN_IN, 1)
-                    break
-                except InterruptedError:
-                    continue
-        except OSError:
-            answer = b""
+        answer = qmail_clean.request(CLEAN_OUT, CLEAN_IN, request.encode())
         if not answer:
             self.log(send_log.alert("oh no! lost qmail-clean connection! dying..."))
             self.exitasap = True

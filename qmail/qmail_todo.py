@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 
-from qmail import control, install_root, queue_layout, routing, send_log
+from qmail import control, install_root, qmail_clean, queue_layout, routing, send_log
 
 SLEEP_TODO = 1500  # look at todo/ every 25 minutes even without a trigger
 FROM_SEND, TO_SEND, TO_CLEAN, FROM_CLEAN = 0, 1, 4, 5
@@ -147,16 +147,7 @@ class Todo:
         return bytes(info), chans
 
     def clean(self, request: bytes) -> bytes:
-        try:
-            os.write(TO_CLEAN, request + b"\0")
-            while True:
-                try:
-                    answer = os.read(FROM_CLEAN, 1)
-                    break
-                except InterruptedError:
-                    continue
-        except OSError:
-            answer = b""
+        answer = qmail_clean.request(TO_CLEAN, FROM_CLEAN, request)
         if not answer:
             self.log(send_log.alert("oh no! lost qmail-clean connection! dying..."))
             self.exiting = True
