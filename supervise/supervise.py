@@ -200,6 +200,9 @@ class Supervisor:
                     return True
                 if self.flag_want and self.flag_want_up:
                     self.try_start()
+                # C's break: read a command before collecting the next child, or a
+                # service that dies at once would keep supervise from ever reading one
+                return False
             elif r == self.finish_pid:
                 self.finish_pid = 0
                 if self.flag_exit:
@@ -209,6 +212,7 @@ class Supervisor:
                 pending, self.start_pending = self.start_pending, False
                 if (self.flag_want and self.flag_want_up) or (pending and not self.flag_want):
                     self.try_start()
+                return False
 
     # -- commands ---------------------------------------------------------------
     def signal_service(self, sig: int) -> None:
