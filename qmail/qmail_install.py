@@ -2,7 +2,7 @@
 `make setup check` and `config-fast NAME` do; DESIGN.md section 2).
 
 Synopsis:
-    qmail-install [ --embedded ] [ --fqdn NAME ] [ --root ROOT | ROOT ]
+    qmail-install [ --embedded ] [ --fqdn NAME ] [ --services DIR ] [ --root ROOT | ROOT ]
 
 Creates, under ROOT (default $QMAIL_ROOT or /var/qmail), whatever is missing of:
     bin/        a launcher for every qmail program, pinned to ROOT (rewritten each run)
@@ -19,6 +19,10 @@ nofiles and users alias, qmaild, qmaill, qmailp, qmailq, qmailr, qmails are crea
 missing, and owners and modes are set as qmail's hier.c sets them. Embedded mode: everything
 belongs to the current user; the alias .qmail files deliver to ROOT/alias/Maildir/.
 Running it again changes nothing that exists but owners, modes and launchers.
+--services DIR also installs the book's service directories (qmail-send, qmail-smtpd,
+qmail-qmtpd, qmail-qmqpd, qmail-queued, each with log/) into DIR for svscan, with the
+tcprules files tcp.smtp, tcp.qmtp, tcp.qmqp and their cdbs (qmail/install_services.py;
+embedded mode reads $SMTP_PORT, $QMTP_PORT, $QMQP_PORT).
 
 Exit codes: 0 done; 100 usage; 111 a file or user could not be created.
 """
@@ -33,11 +37,11 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from qmail import install_root, queue_layout, users
+from qmail import install_root, install_services, queue_layout, users
 from ucspi import durable, exitcodes
 
 PROG = "qmail-install"
-USAGE = "qmail-install [ --embedded ] [ --fqdn NAME ] [ --root ROOT | ROOT ]"
+USAGE = "qmail-install [ --embedded ] [ --fqdn NAME ] [ --services DIR ] [ --root ROOT | ROOT ]"
 
 GROUPS = ("qmail", "nofiles")
 # user, group, home relative to ROOT ("" = ROOT itself), as qmail's INSTALL.ids
@@ -60,34 +64,40 @@ class Trouble(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    embedded, fqdn, root = False, None, None
+    embedded, fqdn, root, services = False, None, None, None
     args = list(argv[1:])
     while args:
         arg = args.pop(0)
         if arg == "--embedded":
             embedded = True
-        elif arg in ("--fqdn", "--root") and args:
+        elif arg in ("--fqdn", "--root", "--services") and args:
             value = args.pop(0)
             if arg == "--fqdn":
                 fqdn = value
+            elif arg == "--services":
+                services = value
             else:
                 root = value
         elif arg.startswith("--fqdn="):
             fqdn = arg.split("=", 1)[1]
+        elif arg.startswith("--services="):
+            services = arg.split("=", 1)[1]
         elif arg.startswith("--root="):
             root = arg.split("=", 1)[1]
         elif not arg.startswith("-") and root is None:
             root = arg
         else:
             exitcodes.usage(PROG, USAGE)
-    if fqdn is not None and not fqdn:
+    if (fqdn is not None and not fqdn) or (services is not None and not services):
         exitcodes.usage(PROG, USAGE)
     root = os.path.abspath(root or install_root.root())
     if os.geteuid() != 0:
         embedded = True
     try:
         install(root, fqdn, embedded)
-    except Trouble as trouble:
+        if services is not None:
+            install_services.install(root, services, embedded)
+    except (Trouble, install_services.Trouble) as trouble:
         exitcodes.fatal(PROG, str(trouble))
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to set up {err.filename or root}", err)

@@ -1,0 +1,217 @@
+"""run_demo: what `make run` runs: a working mail server as you, in ./var, under svscan.
+
+Synopsis: python -m qmail.run_demo [ DIR ]        (DIR default ./var)
+
+Installs (or completes: a second run reuses the tree and keeps its mail) an embedded qmail
+in DIR (qmail-install --embedded DIR --services DIR/service), checks that the ports are
+free (SMTP on 127.0.0.1:$SMTP_PORT, default 2525; QMTP $QMTP_PORT 2209; QMQP $QMQP_PORT
+2628), prints how to send the demo mailbox a mail and where the mail and the logs land,
+then runs `svscan DIR/service` in the foreground, in a session of its own.
+
+SIGINT (Ctrl-C) or SIGTERM stops everything it started: svscan first, then every service
+(`svc -dx`, so supervise stops it and exits), then the loggers once the services are gone,
+and finally, after a bounded wait, any process left in svscan's session is killed.
+
+Exit codes: 0 after a stop by signal; 111 when a port is in use, the installation fails
+or svscan dies by itself.  Environment: SMTP_PORT, QMTP_PORT, QMQP_PORT.
+"""
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from qmail import install_services, qmail_install
+from supervise import svc
+from ucspi import exitcodes
+
+PROG = "run_demo"
+STOP_WAIT = 20.0  # seconds for services and loggers to go before they are killed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    base = os.path.abspath(argv[1] if len(argv) > 1 else "var")
+    services = os.path.join(base, "service")
+    try:
+        ports = install_services.ports(True)
+    except install_services.Trouble as trouble:
+        exitcodes.fatal(PROG, str(trouble), exitcodes.PERMANENT)
+    for name, port in ports.items():
+        check_port(name, int(port))
+    stale = running_services(services)
+    if stale:
+        exitcodes.fatal(PROG, f"supervise still runs in {', '.join(stale)}: "
+                        "another make run is using this tree")
+    qmail_install.main(["qmail-install", "--embedded", "--services", services, base])
+    print_instructions(base, ports)
+    return supervise_tree(services)
+
+
+def check_port(name: str, port: int) -> None:
+    """Fail at once, with a clear message, rather than letting tcpserver retry forever."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((install_services.EMBEDDED_HOST, port))
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, f"unable to use {install_services.EMBEDDED_HOST}:{port} "
+                            f"(set {name} to another port)", err)
+    finally:
+        sock.close()
+
+
+def running_services(services: str) -> list[str]:
+    """Services of this tree whose supervise still runs (a make run elsewhere)."""
+    found = []
+    for name in install_services.SERVICES:
+        for d in (os.path.join(services, name), os.path.join(services, name, "log")):
+            try:
+                fd = os.open(os.path.join(d, "supervise", "control"),
+                             os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            os.close(fd)
+            found.append(d)
+    return found
+
+
+def print_instructions(base: str, ports: dict[str, str]) -> None:
+    with open(os.path.join(base, "control", "me"), encoding="utf-8", errors="replace") as f:
+        me = f.readline().strip()
+    smtp = ports["SMTP_PORT"]
+    rcpt = f"demo@{me}"
+    one_liner = (f"import smtplib; smtplib.SMTP('127.0.0.1', {smtp}).sendmail("
+                 f"'you@example.com', ['{rcpt}'], 'Subject: hello\\n\\nIt works.\\n')")
+    lines = [
+        f"qmail runs as {user_name()} in {base} (Ctrl-C stops everything).",
+        f"  SMTP 127.0.0.1:{smtp}, QMTP 127.0.0.1:{ports['QMTP_PORT']}, "
+        f"QMQP 127.0.0.1:{ports['QMQP_PORT']}; the demo mailbox is {rcpt}",
+        "Send it a mail:",
+        f"  swaks --server 127.0.0.1:{smtp} --to {rcpt}",
+        f"  python3 -c \"{one_liner}\"",
+        "The mail lands in:",
+        f"  {base}/mailboxes/demo/Maildir/new/",
+        "Logs (tai64nlocal < FILE makes the times readable):",
+        f"  {base}/service/qmail-smtpd/log/main/current",
+        f"  {base}/service/qmail-send/log/main/current",
+        f"Service status:  {install_services.bin_dir()}/svstat {base}/service/* "
+        f"{base}/service/*/log",
+        "",
+    ]
+    os.write(1, "\n".join(lines).encode())
+
+
+def user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def supervise_tree(services: str) -> int:
+    stop = []
+
+    def on_signal(signo, frame):
+        stop.append(signo)
+
+    for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signo, on_signal)
+    env = dict(os.environ)
+    env["PATH"] = install_services.bin_dir() + ":" + env.get("PATH", "/usr/bin:/bin")
+    scanner = subprocess.Popen([os.path.join(install_services.bin_dir(), "svscan"), services],
+                               env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    status = None
+    while not stop and status is None:
+        try:
+            status = scanner.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+    shut_down(scanner, services)
+    if status is not None:
+        exitcodes.fatal(PROG, f"svscan exited with status {status}")
+    return 0
+
+
+def shut_down(scanner: subprocess.Popen, services: str) -> None:
+    """svscan, then the services, then their loggers; stragglers in the session killed."""
+    sid = scanner.pid
+    if scanner.poll() is None:
+        scanner.terminate()
+        try:
+            scanner.wait(timeout=STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            scanner.kill()
+            scanner.wait()
+    names = [os.path.join(services, n) for n in sorted(os.listdir(services))
+             if not n.startswith(".") and os.path.isdir(os.path.join(services, n))]
+    for dirs in (names, [os.path.join(n, "log") for n in names if os.path.isdir(n + "/log")]):
+        control(dirs)
+        wait_gone(sid, dirs)
+    leftovers = members(sid)
+    for pid in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_gone(sid, [], timeout=5.0)
+
+
+def control(dirs: list[str]) -> None:
+    if not dirs:
+        return
+    cwd = os.open(".", os.O_RDONLY)
+    try:
+        svc.main(["svc", "-dx", *dirs])
+    except SystemExit:
+        pass
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+
+
+def wait_gone(sid: int, dirs: list[str], timeout: float = STOP_WAIT) -> None:
+    """Until no supervise runs in dirs (or, without dirs, no process is left in sid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dirs:
+            if not running(dirs):
+                return
+        elif not members(sid):
+            return
+        time.sleep(0.1)
+
+
+def running(dirs: list[str]) -> bool:
+    for d in dirs:
+        try:
+            fd = os.open(os.path.join(d, "supervise", "control"), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        os.close(fd)
+        return True
+    return False
+
+
+def members(sid: int) -> list[int]:
+    """Live processes of session sid (svscan's, which everything it started shares)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if fields[0] != b"Z" and int(fields[3]) == sid:
+            found.append(int(entry))
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())
