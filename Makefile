@@ -20,10 +20,8 @@ test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 run: venv
-	@echo "tcpserver demo: an echo service on 127.0.0.1:$(PORT), every byte logged by recordio."
-	@echo "Try it:  $(BIN)/tcpclient -RHl0 127.0.0.1 $(PORT) sh -c 'echo hello >&7; head -1 <&6'"
-	@echo "Stop it with Ctrl-C."
-	exec $(BIN)/tcpserver -v -RHl0 127.0.0.1 $(PORT) $(BIN)/recordio cat
+	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."
+	exec $(BIN)/python -m qmail.run_demo var
 
 # Every benchmark prints our figures beside the C tools' (when installed), measured in the same run.
 bench: venv

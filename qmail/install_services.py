@@ -8,7 +8,7 @@ compiles their cdbs, and creates control/concurrencyincoming (20) when it is mis
 Root mode: the book's values: the services listen on every address (0) on ports smtp,
 209 and 628, tcpserver switches to qmaild:nofiles, the loggers run `setuidgid qmaill
 multilog t ./main` with log/main owned by qmaill, qmail-queued runs as qmailq, and the rules
-live in /etc. Embedded mode: 127.0.0.1 on high ports ($SMTP_PORT, $QMTP_PORT, $QMQP_PORT;
+live in /etc (ROOT/etc for a ROOT other than /var/qmail). Embedded mode: 127.0.0.1 on high ports ($SMTP_PORT, $QMTP_PORT, $QMQP_PORT;
 default 2525, 2209, 2628), everything as the current user, the rules in ROOT/etc.
 Every run script puts our bin directory first in PATH.
 
@@ -31,6 +31,7 @@ EMBEDDED_HOST = "127.0.0.1"
 # The book's softlimit -m 2000000 suits C; a Python interpreter needs more room.
 SOFTLIMIT = "100000000"
 CONCURRENCY_INCOMING = "20"
+BOOK_ROOT = "/var/qmail"
 
 
 class Trouble(Exception):
@@ -84,7 +85,10 @@ def values(root: str, service_dir: str, embedded: bool, environ=None) -> dict[st
 
 
 def rules_dir(root: str, embedded: bool) -> str:
-    return os.path.join(root, "etc") if embedded else "/etc"
+    """The book's /etc for the one root-mode /var/qmail; ROOT/etc for any other tree."""
+    if not embedded and root == BOOK_ROOT:
+        return "/etc"
+    return os.path.join(root, "etc")
 
 
 def render(text: str, subst: dict[str, str]) -> str:

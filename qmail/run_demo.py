@@ -28,7 +28,7 @@ from qmail import install_services, qmail_install
 from supervise import svc
 from ucspi import exitcodes
 
-PROG = "run_demo"
+PROG = "make run"
 STOP_WAIT = 20.0  # seconds for services and loggers to go before they are killed
 
 
