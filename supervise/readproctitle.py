@@ -19,9 +19,8 @@ argument or D is shorter than five characters; 111 when standard input cannot be
 import os
 import sys
 
-import setproctitle
 
-from ucspi import exitcodes
+from ucspi import exitcodes, warmstart
 
 KEEP = 3  # leading characters of D that never move
 MIN_DOTS = 5
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(exitcodes.PERMANENT)
     head = " ".join(argv[:-1])
     dots = b"." * len(dots)
-    setproctitle.setproctitle(f"{head} {visible(dots)}")
+    warmstart.set_title(f"{head} {visible(dots)}")
     while True:
         try:
             data = os.read(0, READ_SIZE)
@@ -60,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
         if not data:
             return 0
         dots = shifted(dots, data)
-        setproctitle.setproctitle(f"{head} {visible(dots)}")
+        warmstart.set_title(f"{head} {visible(dots)}")

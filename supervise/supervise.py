@@ -284,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         exitcodes.usage(PROG, "supervise dir")
     directory = argv[1]
     try:
-        import setproctitle
-        setproctitle.setproctitle(f"supervise {directory}")
+        warmstart.set_title(f"supervise {directory}")
     except Exception:
         pass  # a title is a courtesy; never a reason to fail
     # Die on INT as the C program does (Python would raise KeyboardInterrupt); an

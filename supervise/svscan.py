@@ -37,7 +37,6 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import setproctitle
 
 from ucspi import exitcodes, warmstart
 
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             exitcodes.fatal_sys(PROG, f"unable to chdir to {argv[1]}", err)
     _c_signal_defaults()
-    setproctitle.setproctitle(" ".join(argv))
+    warmstart.set_title(" ".join(argv))
     warmstart.preload("supervise")
     # SIGCHLD stays blocked: the sleep between scans is a sigtimedwait that reaps
     # children as they die, so no zombie waits five seconds and no handler races a fork.

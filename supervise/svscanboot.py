@@ -26,7 +26,6 @@ import glob
 import os
 import sys
 
-import setproctitle
 
 from ucspi import exitcodes, warmstart
 
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     directory = argv[1] if len(argv) > 1 else SERVICE_DIR
     env = {"PATH": suite_path()}
-    setproctitle.setproctitle(" ".join(argv))
+    warmstart.set_title(" ".join(argv))
     for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
             null = os.open("/dev/null", mode)

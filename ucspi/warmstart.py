@@ -150,7 +150,7 @@ def preload(argv0: str, env=None) -> str | None:
     module = resolve(argv0, env)
     if module:
         importlib.import_module(module)
-        import setproctitle  # noqa: F401  (each warm child sets its title)
+        _title_setter()  # each warm child sets its title
     gc.freeze()
     return module
 
@@ -333,12 +333,37 @@ def _fresh_stdio() -> None:
     sys.stderr = sys.__stderr__ = stream(2, "w", buffering=1, errors="backslashreplace")
 
 
-def _set_title(argv: list[str]) -> None:
-    """A truthful process title. Imported here, not at start-up: setproctitle pulls in
-    logging (5 ms), which chain tools that exec should not pay; preload() loads it."""
+_setter = None
+
+
+def _title_setter():
+    """setproctitle's C function, loaded without its package: the package imports
+    logging, whose fork hooks would add half a millisecond to every fork after it."""
+    global _setter
+    if _setter is None:
+        try:
+            import importlib.machinery
+            import importlib.util
+            spec = importlib.util.find_spec("setproctitle")
+            where = spec.submodule_search_locations[0]
+            name = next(n for n in os.listdir(where)
+                        if n.startswith("_setproctitle") and n.endswith(".so"))
+            loader = importlib.machinery.ExtensionFileLoader("setproctitle._setproctitle",
+                                                             os.path.join(where, name))
+            module = importlib.util.module_from_spec(
+                importlib.util.spec_from_loader(loader.name, loader))
+            loader.exec_module(module)
+            _setter = module.setproctitle
+        except Exception:
+            import setproctitle
+            _setter = setproctitle.setproctitle
+    return _setter
+
+
+def set_title(title: str) -> None:
+    """Set this process's title as ps shows it (setproctitle; loaded on first use)."""
     try:
-        import setproctitle
-        setproctitle.setproctitle(" ".join(argv))
+        _title_setter()(title)
     except Exception:
         pass
 
@@ -377,7 +402,7 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoRetur
     _reset_signals(python_defaults=True)
     _close_other_fds({0, 1, 2, *keep_fds})
     _fresh_stdio()
-    _set_title(argv)
+    set_title(" ".join(argv))
     _set_environment(env)
     sys.argv = list(argv)
     atexit._clear()
