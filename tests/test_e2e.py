@@ -1,0 +1,272 @@
+"""End to end (issue 8): the book's services under svscan in embedded mode, as an ordinary
+user, started the way `make run` starts them (python -m qmail.run_demo DIR), once with warm
+start on and once with it off (UCSPI_WARMSTART=0 for every program of the scenario).
+
+Proves: a mail sent by smtplib and by swaks reaches the demo Maildir and shows in the smtpd
+log (tcpserver ok/end lines, tai64n-stamped) and the send log (qmail-log lines) while svstat
+shows every service up; svc -d/-u on smtpd stops and restores reception; svc -h on send
+makes it re-read locals; svc -t and kill -9 of any service or logger are recovered with no
+mail and no log line lost; 200 mails from 10 concurrent clients while qmail-send is
+restarted twice are all delivered exactly once; SIGTERM to run_demo leaves no process.
+"""
+
+import os
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import e2e_support, support
+
+SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued")
+DELIVERY_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def project():
+    yield e2e_support.project_copy()
+    e2e_support.remove_copies()
+
+
+class Suite:
+    """run_demo on a fresh directory, as the ordinary user, with free ports."""
+
+    def __init__(self, project: Path, warm: bool):
+        self.user = support.unprivileged_user()
+        self.base = Path(tempfile.mkdtemp(prefix="e2e-suite-"))
+        self.base.chmod(0o755)
+        if os.getuid() == 0:
+            os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
+        self.var = self.base / "var"
+        self.bin = project / ".venv" / "bin"
+        self.smtp, self.qmtp, self.qmqp = (support.free_port() for _ in range(3))
+        extra = {} if warm else {"UCSPI_WARMSTART": "0"}
+        self.env = e2e_support.user_env(self.base, SMTP_PORT=str(self.smtp),
+                                        QMTP_PORT=str(self.qmtp), QMQP_PORT=str(self.qmqp),
+                                        **extra)
+        self.proc = support.Proc(support.as_user(
+            [self.bin / "python", "-m", "qmail.run_demo", self.var], self.user),
+            env=self.env, cwd=self.base)
+        # this suite outlives a test: stopped by the fixture, not by conftest after each test
+        support._running.remove(self.proc)
+        self.proc.out.wait_line("Send it a mail:", timeout=120)
+        support.wait_port(self.smtp, timeout=60)
+        self.me = (self.var / "control" / "me").read_text().split("\n")[0]
+        self.wait_all_up()
+
+    # -- looking at the suite ---------------------------------------------------
+    def service(self, name: str) -> str:
+        return str(self.var / "service" / name)
+
+    def svstat(self) -> dict[str, str]:
+        dirs = [self.service(n) for n in SERVICES] + [self.service(n + "/log") for n in SERVICES]
+        done = support.run([self.bin / "svstat", *dirs], env=self.env)
+        found = {}
+        for line in done.stdout.decode().splitlines():
+            name, _, state = line.partition(": ")
+            found[os.path.relpath(name, self.var / "service")] = state
+        return found
+
+    def pid(self, name: str) -> int | None:
+        """The pid of an up service, None while it is not up."""
+        match = re.match(r"up \(pid (\d+)\) ", self.svstat()[name])
+        return int(match.group(1)) if match else None
+
+    def wait_all_up(self, seconds: int = 1) -> dict[str, str]:
+        def all_up():
+            states = self.svstat()
+            ok = len(states) == 2 * len(SERVICES) and all(
+                s.startswith("up ") and int(s.split(") ")[1].split()[0]) >= seconds
+                for s in states.values())
+            return states if ok else None
+        return support.wait_for(all_up, timeout=60, interval=0.2, what="every service up")
+
+    def log(self, name: str) -> str:
+        """The whole log: older files (@*.s, and @*.u left by a killed multilog) and current."""
+        main = self.var / "service" / name / "log" / "main"
+        names = sorted(n for n in os.listdir(main) if n.startswith("@")) + ["current"]
+        return "".join((main / n).read_text(errors="replace") for n in names)
+
+    def maildir(self) -> list[bytes]:
+        new = self.var / "mailboxes" / "demo" / "Maildir" / "new"
+        found = []
+        for name in os.listdir(new):
+            try:
+                found.append((new / name).read_bytes())
+            except FileNotFoundError:
+                pass
+        return found
+
+    def delivered(self, token: str) -> int:
+        return sum(1 for m in self.maildir() if f"Subject: {token}\n".encode() in m)
+
+    def wait_delivered(self, tokens, timeout: float = DELIVERY_TIMEOUT) -> None:
+        support.wait_for(lambda: all(self.delivered(t) for t in tokens), timeout=timeout,
+                         interval=0.2, what=f"delivery of {len(tokens)} mails")
+
+    # -- using it ---------------------------------------------------------------
+    def send(self, token: str, rcpt: str | None = None, sender: str | None = None) -> int:
+        """One mail by SMTP; returns the client's port (named in tcpserver's ok line)."""
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=30) as client:
+            port = client.sock.getsockname()[1]
+            client.sendmail(sender or f"{token}@example.com", [rcpt or f"demo@{self.me}"],
+                            f"Subject: {token}\n\n{token}\n")
+        return port
+
+    def stop(self) -> None:
+        """SIGTERM to run_demo: it must stop everything, which the process table shows."""
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(timeout=60)
+            left = e2e_support.processes_under(str(self.base))
+            e2e_support.kill_all(left)
+            assert code == 0, self.proc.err.read_available()
+            assert left == [], left
+        finally:
+            self.proc.stop()
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["warm", "cold"])
+def suite(request, project):
+    running = Suite(project, warm=request.param == "warm")
+    yield running
+    running.stop()
+
+
+def test_mail_by_smtplib_and_swaks_reaches_the_maildir_and_both_logs(suite):
+    port = suite.send("smtplib-mail")
+    tokens = ["smtplib-mail"]
+    if shutil.which("swaks"):
+        done = support.run(["swaks", "--server", f"127.0.0.1:{suite.smtp}", "--to",
+                            f"demo@{suite.me}", "--from", "swaks-mail@example.com",
+                            "--header", "Subject: swaks-mail", "--body", "swaks-mail"],
+                           timeout=60)
+        assert done.returncode == 0, done.stdout
+        tokens.append("swaks-mail")
+    suite.wait_delivered(tokens)
+    smtpd = suite.log("qmail-smtpd")
+    stamp = r"@[0-9a-f]{24} "
+    assert re.search(stamp + rf"tcpserver: ok \d+ {re.escape(suite.me)}:127\.0\.0\.1:"
+                     rf"{suite.smtp} :127\.0\.0\.1::{port}\n", smtpd), smtpd
+    assert re.search(stamp + r"tcpserver: end \d+ status \d+\n", smtpd), smtpd
+    send = suite.log("qmail-send")
+    for token in tokens:
+        assert re.search(stamp + rf"info msg \d+: bytes \d+ from <{token}@example\.com> qp \d+ "
+                         rf"uid {suite.user.pw_uid}\n", send), send
+    assert re.search(stamp + r"delivery \d+: success: did_1\+0\+0/\n", send), send
+    for name, state in suite.svstat().items():
+        assert state.startswith("up (pid "), (name, state)
+
+
+def test_svc_down_refuses_connections_and_up_restores_them(suite):
+    support.run([suite.bin / "svc", "-d", suite.service("qmail-smtpd")], env=suite.env)
+    support.wait_for(lambda: suite.svstat()["qmail-smtpd"].startswith("down "), timeout=30)
+    with pytest.raises(ConnectionRefusedError):
+        support.connect(suite.smtp).close()
+    support.run([suite.bin / "svc", "-u", suite.service("qmail-smtpd")], env=suite.env)
+    support.wait_port(suite.smtp, timeout=30)
+    suite.send("after-svc-up")
+    suite.wait_delivered(["after-svc-up"])
+
+
+def test_svc_hup_makes_qmail_send_reread_locals(suite):
+    control = suite.var / "control"
+    # were the new name still remote, its delivery would fail here, not look anything up
+    (control / "smtproutes").write_text(":127.0.0.1:1\n")
+    with open(control / "locals", "a") as f:
+        f.write("hup.example\n")
+    support.run([suite.bin / "svc", "-h", suite.service("qmail-send")], env=suite.env)
+    time.sleep(1)
+    suite.send("after-hup", rcpt="demo@hup.example")
+    suite.wait_delivered(["after-hup"])
+    assert re.search(r"starting delivery \d+: msg \d+ to local demo@hup\.example\n",
+                     suite.log("qmail-send"))
+
+
+def test_killed_services_and_loggers_come_back_with_no_mail_or_log_line_lost(suite):
+    sent = {}
+    steps = [("svc-t-send", "qmail-send", signal.SIGTERM),
+             ("kill9-smtpd", "qmail-smtpd", signal.SIGKILL),
+             ("kill9-smtpd-log", "qmail-smtpd/log", signal.SIGKILL),
+             ("kill9-send-log", "qmail-send/log", signal.SIGKILL),
+             ("svc-t-smtpd", "qmail-smtpd", signal.SIGTERM),
+             ("kill9-send", "qmail-send", signal.SIGKILL)]
+    for token, name, sig in steps:
+        before = suite.pid(name)
+        assert before is not None, suite.svstat()
+        sent[f"{token}-before"] = suite.send(f"{token}-before")
+        # a kill -9 loses what the victim had not yet written; this is about the restart
+        suite.wait_delivered([f"{token}-before"])
+        support.wait_for(lambda: f"from <{token}-before@example.com>" in suite.log("qmail-send"),
+                         timeout=30, what="the mail logged")
+        if sig == signal.SIGTERM:
+            support.run([suite.bin / "svc", "-t", suite.service(name)], env=suite.env)
+        else:
+            os.kill(before, sig)
+        support.wait_for(lambda: suite.pid(name) not in (None, before), timeout=30,
+                         what=f"{name} restarted")
+        support.wait_port(suite.smtp, timeout=30)
+        sent[f"{token}-after"] = suite.send(f"{token}-after")
+    suite.wait_delivered(list(sent))
+    for token in sent:
+        assert suite.delivered(token) == 1, token
+
+    def missing():
+        smtpd, send = suite.log("qmail-smtpd"), suite.log("qmail-send")
+        return ([f"smtpd {t}" for t, port in sent.items() if f":127.0.0.1::{port}\n" not in smtpd]
+                + [f"send {t}" for t in sent if f"from <{t}@example.com>" not in send])
+    deadline = time.monotonic() + 30
+    while missing() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert missing() == []
+
+
+def test_200_mails_from_10_clients_survive_two_qmail_send_restarts(suite):
+    errors, done = [], []
+
+    def client(n: int) -> None:
+        try:
+            for i in range(20):
+                suite.send(f"load-{n}-{i}")
+                done.append(1)
+        except Exception as err:  # reported by the test below
+            errors.append(err)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for mark in (60, 130):
+        support.wait_for(lambda: len(done) >= mark or errors or len(done) >= 200,
+                         timeout=120, what=f"{mark} mails accepted")
+        support.run([suite.bin / "svc", "-t", suite.service("qmail-send")], env=suite.env)
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    assert len(done) == 200
+    tokens = [f"load-{n}-{i}" for n in range(10) for i in range(20)]
+    suite.wait_delivered(tokens, timeout=180)
+    counts = {t: suite.delivered(t) for t in tokens}
+    assert {t: c for t, c in counts.items() if c != 1} == {}
+    assert len(re.findall(r"status: exiting\n", suite.log("qmail-send"))) >= 2
+
+
+def test_supervise_reads_svc_dx_while_its_service_keeps_dying_at_once(tmp_path):
+    """A logger whose input has ended exits at once and is restarted every second: svc -dx
+    must still stop it and end supervise (C reads a command after each collected child)."""
+    service = support.service_tree(tmp_path, {"s": "#!/bin/sh\nexit 0\n"}) / "s"
+    proc = support.Proc([support.prog("supervise"), service])
+    support.wait_for(lambda: (service / "supervise" / "status").exists(), timeout=10)
+    time.sleep(2.5)  # several restarts
+    support.run([support.prog("svc"), "-dx", service])
+    assert proc.wait(timeout=10) == 0
+    assert support.run([support.prog("svstat"), service]).stdout.startswith(
+        f"{service}: supervise not running".encode())
+
