@@ -1,0 +1,152 @@
+"""`make run` (issue 8, point 5): from a fresh copy of the project, as an ordinary user, it
+builds the venv, installs qmail in ./var with its services, prints how to send the demo
+mailbox a mail, and runs svscan in the foreground; Ctrl-C (SIGINT to the foreground
+process group) or SIGTERM to make stops everything, as the process table shows; a second
+`make run` keeps the mail; a port in use is reported at once."""
+
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import time
+
+import pytest
+
+from tests import e2e_support, support
+
+
+@pytest.fixture(scope="module")
+def clone():
+    """A fresh copy (no .venv, no var) owned by the ordinary user."""
+    src = e2e_support.fresh_copy(prefix="make-run-")
+    yield src
+    left = e2e_support.processes_under(str(src))
+    e2e_support.kill_all(left)
+    shutil.rmtree(src.parent, ignore_errors=True)
+
+
+def make_run(src, **ports):
+    user = support.unprivileged_user()
+    env = e2e_support.user_env(src.parent, PYTHON=e2e_support.user_python(),
+                               **{k: str(v) for k, v in ports.items()})
+    return support.Proc(support.as_user(["make", "run", f"PYTHON={env['PYTHON']}"], user),
+                        env=env, cwd=src)
+
+
+def free_ports():
+    return {"SMTP_PORT": support.free_port(), "QMTP_PORT": support.free_port(),
+            "QMQP_PORT": support.free_port()}
+
+
+def send(port: int, token: str, me: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("you@example.com", [f"demo@{me}"], f"Subject: {token}\n\n{token}\n")
+
+
+def mails(src) -> list[bytes]:
+    new = src / "var" / "mailboxes" / "demo" / "Maildir" / "new"
+    return [(new / n).read_bytes() for n in sorted(os.listdir(new))]
+
+
+def wait_mail(src, token: str) -> None:
+    support.wait_for(lambda: any(f"Subject: {token}\n".encode() in m for m in mails(src)),
+                     timeout=60, interval=0.2, what=f"mail {token}")
+
+
+def stop_and_check(proc, src, how) -> list:
+    """Stop make the way a user would; returns what of ours is left (killed then)."""
+    how(proc)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        left = e2e_support.processes_under(str(src))
+        e2e_support.kill_all(left)
+        proc.stop()
+    return left
+
+
+def ctrl_c(proc) -> None:
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+
+
+def sigterm_to_make(proc) -> None:
+    os.kill(proc.pid, signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def first_run(clone):
+    """The first make run of the fresh copy: what it printed, a mail sent, then Ctrl-C."""
+    ports = free_ports()
+    proc = make_run(clone, **ports)
+    printed = []
+    try:
+        line = proc.out.wait_line("the demo mailbox is demo@", timeout=300)
+        me = line.rsplit("demo@", 1)[1]
+        support.wait_port(ports["SMTP_PORT"], timeout=60)
+        send(ports["SMTP_PORT"], "first-run", me)
+        wait_mail(clone, "first-run")
+        printed = proc.out.history[:]
+    finally:
+        left = stop_and_check(proc, clone, ctrl_c)
+    return {"ports": ports, "me": me, "printed": printed, "left": left}
+
+
+def test_make_run_from_a_fresh_copy_prints_how_to_send_and_delivers(clone, first_run):
+    smtp, me, printed = first_run["ports"]["SMTP_PORT"], first_run["me"], first_run["printed"]
+    for expected in (f"  swaks --server 127.0.0.1:{smtp} --to demo@{me}",
+                     "  python3 -c \"import smtplib; smtplib.SMTP('127.0.0.1', "
+                     f"{smtp}).sendmail('you@example.com', ['demo@{me}'], "
+                     "'Subject: hello\\n\\nIt works.\\n')\"",
+                     f"  {clone}/var/mailboxes/demo/Maildir/new/",
+                     f"  {clone}/var/service/qmail-smtpd/log/main/current",
+                     f"  {clone}/var/service/qmail-send/log/main/current"):
+        assert expected in printed, printed
+    assert any(b"Subject: first-run\n" in m for m in mails(clone))
+    assert (clone / ".venv" / "bin" / "qmail-smtpd").exists()
+
+
+def test_ctrl_c_leaves_no_process_behind(clone, first_run):
+    assert first_run["left"] == []
+    with pytest.raises(ConnectionRefusedError):
+        support.connect(first_run["ports"]["SMTP_PORT"]).close()
+
+
+def test_second_make_run_keeps_the_mail_and_sigterm_to_make_stops_everything(clone, first_run):
+    kept = mails(clone)
+    assert any(b"Subject: first-run\n" in m for m in kept)
+    ports = free_ports()
+    proc = make_run(clone, **ports)
+    try:
+        line = proc.out.wait_line("the demo mailbox is demo@", timeout=300)
+        me = line.rsplit("demo@", 1)[1]
+        support.wait_port(ports["SMTP_PORT"], timeout=60)
+        send(ports["SMTP_PORT"], "second-run", me)
+        wait_mail(clone, "second-run")
+        assert all(m in mails(clone) for m in kept)
+    except BaseException:
+        stop_and_check(proc, clone, ctrl_c)
+        raise
+    assert stop_and_check(proc, clone, sigterm_to_make) == []
+
+
+def test_a_port_in_use_is_reported_at_once_not_retried(clone, first_run):
+    ports = free_ports()
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", ports["SMTP_PORT"]))
+    holder.listen(1)
+    try:
+        started = time.monotonic()
+        proc = make_run(clone, **ports)
+        try:
+            code = proc.wait(timeout=300)
+            err = b"".join(l.encode() + b"\n" for l in proc.err.read_available(1.0))
+        finally:
+            proc.stop()
+        assert code != 0
+        assert (f"make run: fatal: unable to use 127.0.0.1:{ports['SMTP_PORT']} (set SMTP_PORT "
+                f"to another port): address already used\n").encode() in err
+        assert time.monotonic() - started < 120
+        assert e2e_support.processes_under(str(clone)) == []
+    finally:
+        holder.close()
