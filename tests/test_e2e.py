@@ -4,8 +4,8 @@ start on and once with it off (UCSPI_WARMSTART=0 for every program of the scenar
 
 Proves: a mail sent by smtplib and by swaks reaches the demo Maildir and shows in the smtpd
 log (tcpserver ok/end lines, tai64n-stamped) and the send log (qmail-log lines) while svstat
-shows every service up; svc -d/-u on smtpd stops and restores reception; svc -h on send
-makes it re-read locals; svc -t and kill -9 of any service or logger are recovered with no
+shows every service up; mail by QMTP and QMQP arrives too; svc -d/-u on smtpd stops and
+restores reception; svc -h on send makes it re-read locals; svc -t and kill -9 of any service or logger are recovered with no
 mail and no log line lost; 200 mails from 10 concurrent clients while qmail-send is
 restarted twice are all delivered exactly once; SIGTERM to run_demo leaves no process.
 """
@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import tempfile
 import threading
@@ -198,7 +199,15 @@ def test_killed_services_and_loggers_come_back_with_no_mail_or_log_line_lost(sui
              ("kill9-smtpd-log", "qmail-smtpd/log", signal.SIGKILL),
              ("kill9-send-log", "qmail-send/log", signal.SIGKILL),
              ("svc-t-smtpd", "qmail-smtpd", signal.SIGTERM),
-             ("kill9-send", "qmail-send", signal.SIGKILL)]
+             ("kill9-send", "qmail-send", signal.SIGKILL),
+             ("svc-t-smtpd-log", "qmail-smtpd/log", signal.SIGTERM),
+             ("svc-t-send-log", "qmail-send/log", signal.SIGTERM),
+             ("kill9-qmtpd", "qmail-qmtpd", signal.SIGKILL),
+             ("svc-t-qmqpd", "qmail-qmqpd", signal.SIGTERM),
+             ("kill9-queued", "qmail-queued", signal.SIGKILL),
+             ("kill9-qmtpd-log", "qmail-qmtpd/log", signal.SIGKILL),
+             ("svc-t-qmqpd-log", "qmail-qmqpd/log", signal.SIGTERM),
+             ("kill9-queued-log", "qmail-queued/log", signal.SIGKILL)]
     for token, name, sig in steps:
         before = suite.pid(name)
         assert before is not None, suite.svstat()
@@ -227,6 +236,31 @@ def test_killed_services_and_loggers_come_back_with_no_mail_or_log_line_lost(sui
     while missing() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert missing() == []
+
+
+def netstring(data: bytes) -> bytes:
+    return str(len(data)).encode() + b":" + data + b","
+
+
+def test_mail_by_qmtp_and_qmqp_reaches_the_maildir(suite):
+    rcpt = f"demo@{suite.me}".encode()
+    with support.connect(suite.qmtp) as sock:
+        message = b"\nSubject: by-qmtp\n\nby-qmtp\n"  # mode LF, then the message
+        sock.sendall(netstring(message) + netstring(b"qmtp@example.com")
+                     + netstring(netstring(rcpt)))
+        sock.shutdown(socket.SHUT_WR)
+        qmtp_reply = support.recv_all(sock)
+    assert qmtp_reply.split(b":", 1)[1].startswith(b"K"), qmtp_reply
+    with support.connect(suite.qmqp) as sock:
+        message = b"Subject: by-qmqp\n\nby-qmqp\n"
+        sock.sendall(netstring(netstring(message) + netstring(b"qmqp@example.com")
+                               + netstring(rcpt)))
+        sock.shutdown(socket.SHUT_WR)
+        reply = support.recv_all(sock)
+    assert reply.split(b":", 1)[1].startswith(b"K"), reply
+    suite.wait_delivered(["by-qmtp", "by-qmqp"])
+    for name in ("qmail-qmtpd", "qmail-qmqpd"):
+        assert re.search(r"tcpserver: ok \d+ ", suite.log(name)), name
 
 
 def test_200_mails_from_10_clients_survive_two_qmail_send_restarts(suite):
