@@ -34,7 +34,13 @@ STOP_WAIT = 20.0  # seconds for services and loggers to go before they are kille
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    base = os.path.abspath(argv[1] if len(argv) > 1 else "var")
+    try:
+        return run(os.path.abspath(argv[1] if len(argv) > 1 else "var"))
+    except KeyboardInterrupt:  # Ctrl-C before svscan started: nothing runs yet
+        return 130
+
+
+def run(base: str) -> int:
     services = os.path.join(base, "service")
     try:
         ports = install_services.ports(True)

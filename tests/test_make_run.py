@@ -79,17 +79,27 @@ def first_run(clone):
     """The first make run of the fresh copy: what it printed, a mail sent, then Ctrl-C."""
     ports = free_ports()
     proc = make_run(clone, **ports)
-    printed = []
+    printed, commands = [], []
     try:
         line = proc.out.wait_line("the demo mailbox is demo@", timeout=300)
         me = line.rsplit("demo@", 1)[1]
+        proc.out.wait_line(f"{clone}/var/service/qmail-send/log/main/current")
         support.wait_port(ports["SMTP_PORT"], timeout=60)
+        printed = proc.out.history[:]
+        # the commands exactly as printed, through the shell a user pastes them into
+        commands = [line.strip() for line in printed if line.startswith("  python3 -c ")]
+        if shutil.which("swaks"):
+            commands += [line.strip() for line in printed if line.startswith("  swaks ")]
+        for command in commands:
+            done = support.run(["/bin/sh", "-c", command], env=os.environ.copy(), timeout=60)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+        support.wait_for(lambda: len(mails(clone)) == len(commands), timeout=60,
+                         what="the printed commands' mails")
         send(ports["SMTP_PORT"], "first-run", me)
         wait_mail(clone, "first-run")
-        printed = proc.out.history[:]
     finally:
         left = stop_and_check(proc, clone, ctrl_c)
-    return {"ports": ports, "me": me, "printed": printed, "left": left}
+    return {"ports": ports, "me": me, "printed": printed, "left": left, "commands": commands}
 
 
 def test_make_run_from_a_fresh_copy_prints_how_to_send_and_delivers(clone, first_run):
@@ -103,6 +113,8 @@ def test_make_run_from_a_fresh_copy_prints_how_to_send_and_delivers(clone, first
                      f"  {clone}/var/service/qmail-send/log/main/current"):
         assert expected in printed, printed
     assert any(b"Subject: first-run\n" in m for m in mails(clone))
+    assert any(b"Subject: hello\n\nIt works.\n" in m for m in mails(clone))
+    assert len(first_run["commands"]) == (2 if shutil.which("swaks") else 1)
     assert (clone / ".venv" / "bin" / "qmail-smtpd").exists()
 
 
