@@ -45,10 +45,8 @@ def fresh_copy(prefix: str = "e2e-") -> Path:
     user = support.unprivileged_user()
     base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True, timeout=60).stdout
     src = base / "src"
-    for name in listed.decode().split("\0"):
+    for name in project_files():
         if not name or name.startswith(("var/", ".venv/")):
             continue
         path = ROOT / name
@@ -61,6 +59,24 @@ def fresh_copy(prefix: str = "e2e-") -> Path:
         for path in [base, *base.rglob("*")]:
             os.lchown(path, user.pw_uid, user.pw_gid)
     return src
+
+
+def project_files() -> list[str]:
+    """What a fresh clone would hold (plus files not yet committed): git's list, or, where
+    git cannot list (no git, a checkout owned by someone else), the tree without build
+    products."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"],
+                                cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+        return [n for n in listed.decode().split("\0") if n]
+    except (OSError, subprocess.SubprocessError):
+        skip = {".git", ".venv", "var", "__pycache__", "build", ".pytest_cache",
+                ".hypothesis"}
+        found = []
+        for top, dirs, files in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if d not in skip and not d.endswith(".egg-info")]
+            found += [os.path.relpath(os.path.join(top, f), ROOT) for f in files]
+        return found
 
 
 def project_copy() -> Path:

@@ -162,3 +162,23 @@ def test_a_port_in_use_is_reported_at_once_not_retried(clone, first_run):
         assert e2e_support.processes_under(str(clone)) == []
     finally:
         holder.close()
+
+
+def test_a_second_make_run_on_a_running_tree_is_refused(clone, first_run):
+    first = make_run(clone, **free_ports())
+    try:
+        first.out.wait_line("Send it a mail:", timeout=300)
+        support.wait_for(lambda: len(e2e_support.processes_under(str(clone / "var"))) > 10,
+                         timeout=60, what="the first make run's services")
+        time.sleep(1)
+        second = make_run(clone, **free_ports())
+        try:
+            assert second.wait(timeout=120) != 0
+            err = "\n".join(second.err.read_available(1.0))
+        finally:
+            second.stop()
+        assert f"make run: fatal: supervise still runs in {clone}/var/service/" in err, err
+        assert "another make run is using this tree" in err
+    finally:
+        left = stop_and_check(first, clone, ctrl_c)
+    assert left == []
