@@ -294,15 +294,16 @@ def test_200_mails_from_10_clients_survive_two_qmail_send_restarts(suite):
                      timeout=30, what="two restarts of qmail-send logged")
 
 
-def test_supervise_reads_svc_dx_while_its_service_keeps_dying_at_once(tmp_path):
+@pytest.mark.parametrize("which", ["ours", "C"])
+def test_supervise_reads_svc_dx_while_its_service_keeps_dying_at_once(tmp_path, which):
     """A logger whose input has ended exits at once and is restarted every second: svc -dx
     must still stop it and end supervise (C reads a command after each collected child)."""
+    supervise = support.prog("supervise") if which == "ours" else support.c_tool("supervise")
     service = support.service_tree(tmp_path, {"s": "#!/bin/sh\nexit 0\n"}) / "s"
-    proc = support.Proc([support.prog("supervise"), service])
+    proc = support.Proc([supervise, service])
     support.wait_for(lambda: (service / "supervise" / "status").exists(), timeout=10)
     time.sleep(2.5)  # several restarts
     support.run([support.prog("svc"), "-dx", service])
     assert proc.wait(timeout=10) == 0
     assert support.run([support.prog("svstat"), service]).stdout.startswith(
         f"{service}: supervise not running".encode())
-
