@@ -12,7 +12,8 @@ SIGINT (Ctrl-C) or SIGTERM stops everything it started: svscan first, then every
 (`svc -dx`, so supervise stops it and exits), then the loggers once the services are gone,
 and finally, after a bounded wait, any process left in svscan's session is killed.
 
-Exit codes: 0 after a stop by signal; 111 when a port is in use, the installation fails
+Exit codes: 0 after a stop by signal; 100 when run as root or a port setting is not a
+number; 111 when a port is in use, the tree's services still run, the installation fails
 or svscan dies by itself.  Environment: SMTP_PORT, QMTP_PORT, QMQP_PORT.
 """
 
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(base: str) -> int:
     services = os.path.join(base, "service")
+    if os.geteuid() == 0:
+        # as root qmail-start would switch to qmail's users, which a demo tree has not
+        exitcodes.fatal(PROG, "run me as an ordinary user (as root, install with "
+                        "qmail-install --services /service)", exitcodes.PERMANENT)
     try:
         ports = install_services.ports(True)
     except install_services.Trouble as trouble:

@@ -182,3 +182,13 @@ def test_a_second_make_run_on_a_running_tree_is_refused(clone, first_run):
     finally:
         left = stop_and_check(first, clone, ctrl_c)
     assert left == []
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root is refused")
+def test_root_is_told_to_run_it_as_an_ordinary_user(tmp_path):
+    done = support.run([support.prog("python"), "-m", "qmail.run_demo", tmp_path / "var"],
+                       timeout=60)
+    assert done.returncode == 100
+    assert done.stderr == (b"make run: fatal: run me as an ordinary user (as root, install "
+                           b"with qmail-install --services /service)\n")
+    assert not (tmp_path / "var").exists()
