@@ -40,6 +40,7 @@ class Suite:
     """run_demo on a fresh directory, as the ordinary user, with free ports."""
 
     def __init__(self, project: Path, warm: bool):
+        self.warm = warm
         self.user = support.unprivileged_user()
         self.base = Path(tempfile.mkdtemp(prefix="e2e-suite-"))
         self.base.chmod(0o755)
@@ -165,6 +166,22 @@ def test_mail_by_smtplib_and_swaks_reaches_the_maildir_and_both_logs(suite):
     assert re.search(stamp + r"delivery \d+: success: did_1\+0\+0/\n", send), send
     for name, state in suite.svstat().items():
         assert state.startswith("up (pid "), (name, state)
+
+
+def test_warm_start_switch_reaches_every_program_of_the_suite(suite):
+    """Warm: programs continue in forked interpreters titled with their names; cold
+    (UCSPI_WARMSTART=0, kept across qmail-send's env -): each is a fresh interpreter."""
+    commands = [cmd for _, cmd in e2e_support.processes_under(str(suite.base))]
+    python = str(suite.bin / "python")
+    send = f"{python} {suite.var}/bin/qmail-send"
+    tcpserver = f"{python} {suite.bin}/tcpserver -v "
+    if suite.warm:
+        assert "qmail-send" in commands and send not in commands, commands
+        assert sum(c.startswith("tcpserver -v ") for c in commands) == 3, commands
+    else:
+        assert send in commands and "qmail-send" not in commands, commands
+        assert f"{python} {suite.var}/bin/qmail-lspawn ./Maildir/" in commands, commands
+        assert sum(c.startswith(tcpserver) for c in commands) == 3, commands
 
 
 def test_svc_down_refuses_connections_and_up_restores_them(suite):
