@@ -11,6 +11,7 @@ restarted twice are all delivered exactly once; SIGTERM to run_demo leaves no pr
 """
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -324,3 +325,71 @@ def test_supervise_reads_svc_dx_while_its_service_keeps_dying_at_once(tmp_path, 
     assert proc.wait(timeout=10) == 0
     assert support.run([support.prog("svstat"), service]).stdout.startswith(
         f"{service}: supervise not running".encode())
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="root mode needs root")
+def test_root_mode_services_run_as_qmails_users_and_deliver_as_the_mailbox_owner(project):
+    """The book's deployment: qmail-install --services as root, svscan as root; tcpserver
+    as qmaild (its mail queued through qmail-queued as qmailq), loggers as qmaill, and
+    qmail-local as the recipient's own uid. Only the listening addresses are changed to
+    127.0.0.1 and free ports, as an administrator would edit them."""
+    from qmail import run_demo
+
+    user = support.unprivileged_user()
+    base = Path(tempfile.mkdtemp(prefix="e2e-root-"))
+    base.chmod(0o755)
+    root, services, home = base / "qmail", base / "service", base / "home"
+    bin_dir = project / ".venv" / "bin"
+    env = e2e_support.user_env(base)
+    scanner = None
+    try:
+        done = support.run([bin_dir / "qmail-install", "--fqdn", "mx.example.net", "--services",
+                            services, root], env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        smtp = support.free_port()
+        for name, port in (("qmail-smtpd", f"127.0.0.1 {smtp} "),
+                           ("qmail-qmtpd", f"127.0.0.1 {support.free_port()} "),
+                           ("qmail-qmqpd", f"127.0.0.1 {support.free_port()} ")):
+            run = services / name / "run"
+            text = re.sub(r'" 0 (smtp|209|628) ', f'" {port}', run.read_text())
+            assert port in text
+            run.write_text(text)
+        home.mkdir()
+        os.chown(home, user.pw_uid, user.pw_gid)
+        done = support.run(support.as_user([bin_dir / "maildirmake", home / "Maildir"], user),
+                           env=env)
+        assert done.returncode == 0, done.stderr
+        (root / "users" / "assign").write_text(
+            f"=rootdemo:{user.pw_name}:{user.pw_uid}:{user.pw_gid}:{home}:::\n.\n")
+        done = support.run([root / "bin" / "qmail-newu"], env=env, cwd=root)
+        assert done.returncode == 0, done.stderr
+        scanner = support.Proc([bin_dir / "svscan", services],
+                               env=dict(env, PATH=f"{bin_dir}:{env['PATH']}"))
+        support.wait_port(smtp, timeout=60)
+        with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as client:
+            client.sendmail("you@example.com", ["rootdemo@mx.example.net"],
+                            "Subject: root-mode\n\nroot-mode\n")
+        new = home / "Maildir" / "new"
+        support.wait_for(lambda: os.listdir(new), timeout=DELIVERY_TIMEOUT, what="delivery")
+        mail = new / os.listdir(new)[0]
+        assert mail.stat().st_uid == user.pw_uid
+        assert b"Subject: root-mode\n" in mail.read_bytes()
+        owners = {}
+        for pid, cmd in e2e_support.session_members(scanner.pid):
+            owners.setdefault(cmd.split(" ")[0], set()).add(
+                pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name)
+        assert owners["tcpserver"] == {"qmaild"}, owners
+        assert owners["multilog"] == {"qmaill"}, owners
+        assert owners["unixserver"] == {"qmailq"}, owners
+        assert owners["qmail-send"] == {"qmails"}, owners
+        qmaild = pwd.getpwnam("qmaild").pw_uid
+        send_log = (services / "qmail-send" / "log" / "main" / "current").read_text()
+        assert re.search(rf"info msg \d+: bytes \d+ from <you@example\.com> qp \d+ uid {qmaild}\n",
+                         send_log), send_log
+    finally:
+        if scanner is not None:
+            run_demo.shut_down(scanner.popen, str(services))
+            left = e2e_support.session_members(scanner.pid)
+            scanner.stop()
+            assert left == [], left
+        shutil.rmtree(base, ignore_errors=True)
