@@ -37,7 +37,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from qmail import install_root, install_services, queue_layout, users
+from qmail import boot_scripts, install_root, install_services, queue_layout, users
 from ucspi import durable, exitcodes
 
 PROG = "qmail-install"
@@ -115,6 +115,7 @@ def install(root: str, fqdn: str | None, embedded: bool) -> None:
               0o755 if embedded else 0o2755)
     install_queue(root, ids)
     install_launchers(root)
+    boot_scripts.write_all(root)  # qmail's boot/ default deliveries (home, proc, binm1..3, +df)
     install_control(root, fqdn or default_fqdn(root), ids)
     install_aliases(root, ids, embedded)
     if embedded:

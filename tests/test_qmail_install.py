@@ -171,3 +171,13 @@ def test_pinned_variables_only_come_from_suite_launchers(tmp_path):
     script.chmod(0o755)
     assert warmstart.pinned(str(script)) == {}
     assert warmstart.pinned(support.prog("qmail-queue")) == {}  # a plain console script
+
+
+def test_boot_scripts_are_installed(tmp_path):
+    from qmail import boot_scripts
+    from tests.qmail_trees import embedded_tree
+    root = embedded_tree(tmp_path)
+    for name in boot_scripts.DELIVERIES:
+        path = os.path.join(root, "boot", name)
+        assert os.access(path, os.X_OK), name
+        assert open(path).read() == boot_scripts.script(name, root)
