@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PORT ?= 7000
 PYTEST_ARGS ?=
 
 .PHONY: venv test run bench clean
