@@ -7,26 +7,18 @@ when ROOT/bin has none). Exit codes: sendmail's; 111 when predate cannot be run.
 Environment: QMAIL_ROOT.
 """
 
-import os
 import sys
 
 from qmail import install_root
 from ucspi import exitcodes, warmstart
 
 
-def program(root: str, name: str) -> str:
-    """ROOT/bin/NAME when installed there, else this suite's NAME."""
-    installed = os.path.join(root, "bin", name)
-    if os.path.exists(installed):
-        return installed
-    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     root = install_root.root()
     try:
-        warmstart.exec_program([program(root, "predate"), program(root, "sendmail"), *argv[1:]])
+        warmstart.exec_program([install_root.program("predate", root),
+                                install_root.program("sendmail", root), *argv[1:]])
     except OSError as err:
         exitcodes.fatal_sys("datemail", "unable to run predate", err)
     return exitcodes.TEMPORARY

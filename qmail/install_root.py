@@ -6,6 +6,7 @@ asks here, once, and uses paths under it (control/, queue/, users/, alias/, bin/
 """
 
 import os
+import sys
 
 DEFAULT = "/var/qmail"
 VARIABLE = "QMAIL_ROOT"
@@ -15,3 +16,12 @@ def root(env=None) -> str:
     """The installation root for a program started with env (default os.environ)."""
     env = os.environ if env is None else env
     return env.get(VARIABLE) or DEFAULT
+
+
+def program(name: str, root_dir: str | None = None) -> str:
+    """ROOT/bin/NAME when installed there (its launcher pins ROOT), else this suite's NAME
+    beside the running interpreter."""
+    installed = os.path.join(root_dir or root(), "bin", name)
+    if os.path.exists(installed):
+        return installed
+    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)

@@ -15,14 +15,6 @@ from qmail import install_root
 from ucspi import exitcodes, filters, warmstart
 
 
-def program(root: str, name: str) -> str:
-    """ROOT/bin/NAME when installed there, else this suite's NAME."""
-    installed = os.path.join(root, "bin", name)
-    if os.path.exists(installed):
-        return installed
-    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     words = [os.fsencode(a) for a in argv[1:]]
@@ -30,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     header = b"Subject: " + subject + b"\nTo: " + b" ".join(words[1:]) + b"\n\n"
     read_end, write_end = os.pipe()
     try:
-        pid = warmstart.spawn([program(install_root.root(), "qmail-inject")], fds={0: read_end})
+        pid = warmstart.spawn([install_root.program("qmail-inject", install_root.root())], fds={0: read_end})
     except OSError as err:
         exitcodes.fatal_sys("mailsubj", "unable to run qmail-inject", err)
     os.close(read_end)

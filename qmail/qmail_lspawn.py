@@ -36,14 +36,6 @@ from ucspi import warmstart
 TRUNCREPORT = 3000
 
 
-def local_program(root: str) -> str:
-    """ROOT/bin/qmail-local when installed there, else this suite's."""
-    installed = os.path.join(root, "bin", "qmail-local")
-    if os.path.exists(installed):
-        return installed
-    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "qmail-local")
-
-
 def find_user(local: bytes) -> users.Assignment:
     """users/cdb, then qmail-getpw's rules; exits with qmail-lspawn's codes on trouble."""
     try:
@@ -124,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) < 2:
         return 100
     root = os.path.abspath(install_root.root())
-    program = local_program(root)
+    program = install_root.program("qmail-local", root)
     warmstart.preload(program)
     return spawn_protocol.serve(make_child(root, program, argv[1]),
                                 spawn_protocol.local_report, truncreport=TRUNCREPORT,

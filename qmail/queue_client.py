@@ -95,15 +95,7 @@ def program(root: str, env) -> list[str]:
     chosen = env.get("QMAILQUEUE")
     if chosen:
         return [chosen]
-    installed = os.path.join(root, "bin", "qmail-queue")
-    if os.path.exists(installed):
-        return [installed]
-    return [os.path.join(os.path.dirname(os.path.abspath(_python())), "qmail-queue")]
-
-
-def _python() -> str:
-    import sys
-    return sys.executable
+    return [install_root.program("qmail-queue", root)]
 
 
 def _high(fd: int) -> int:

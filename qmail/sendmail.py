@@ -37,16 +37,8 @@ def die_usage() -> None:
     exitcodes.usage(PROG, USAGE)
 
 
-def program(root: str, name: str) -> str:
-    """ROOT/bin/NAME when installed there, else this suite's NAME."""
-    installed = os.path.join(root, "bin", name)
-    if os.path.exists(installed):
-        return installed
-    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)), name)
-
-
 def run(root: str, name: str, args: list[str], env: dict) -> None:
-    path = program(root, name)
+    path = install_root.program(name, root)
     try:
         warmstart.exec_program([path, *args], env)
     except OSError:
