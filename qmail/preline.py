@@ -17,7 +17,7 @@ import signal
 import sys
 
 from qmail import spawn_protocol
-from ucspi import exitcodes, sgetopt, warmstart
+from ucspi import children, exitcodes, filters, sgetopt, warmstart
 
 PROG = "preline"
 USAGE = "preline cmd [ arg ... ]"
@@ -63,25 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     head = b"".join(lines[k] for k in (b"UFLINE", b"RPLINE", b"DTLINE") if wanted[k])
     try:
-        _write(write_end, head)
+        filters.write_all(write_end, head)
         while True:
             chunk = os.read(0, 65536)
             if not chunk:
                 break
-            _write(write_end, chunk)
+            filters.write_all(write_end, chunk)
     except OSError as err:  # a program that stops reading early included, as in qmail
         exitcodes.fatal_sys(PROG, "unable to copy input", err)
     os.close(write_end)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "wait failed", err)
-    if os.WIFSIGNALED(status):
-        exitcodes.fatal(PROG, "child crashed")
-    return os.WEXITSTATUS(status)
-
-
-def _write(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    return children.exit_code(PROG, pid)
