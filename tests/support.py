@@ -294,3 +294,27 @@ def inherited_ignored_signals() -> int:
                 mask = int(line.split()[1], 16)
                 break
     return mask & ~((1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1)))
+
+
+def child_pids(pid: int) -> list[int]:
+    """The pids of pid's children (Linux /proc), [] when it has none or is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(word) for word in f.read().split()]
+    except OSError:
+        return []
+
+
+def connection_children(server_pid: int) -> list[int]:
+    """The per-connection children of our tcpserver or unixserver: those of its fork
+    helper (ucspi.zygote, titled "PROG: fork helper"), and those it started itself
+    (external programs through posix_spawn)."""
+    found = []
+    for kid in child_pids(server_pid):
+        try:
+            with open(f"/proc/{kid}/cmdline", "rb") as f:
+                helper = f.read().rstrip(b"\0").endswith(b": fork helper")
+        except OSError:
+            continue
+        found.extend(child_pids(kid) if helper else [kid])
+    return found

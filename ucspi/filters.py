@@ -1,7 +1,12 @@
 """The copy loop of the stream filters (addcr, delcr, tai64n, tai64nlocal): stdin to stdout."""
 
+from __future__ import annotations
+
 import os
-from typing import Callable
+
+TYPE_CHECKING = False  # typing would add 1 MiB to every warm-starting parent
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def write_all(fd: int, data: bytes) -> None:

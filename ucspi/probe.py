@@ -14,6 +14,7 @@ Exit codes: 0, or the -x code; 100 usage.
 """
 
 import json
+import io
 import os
 import resource
 import signal
@@ -52,7 +53,18 @@ def report() -> dict:
         "title": title.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
         "warm": "ucspi.warmstart" in sys.modules and sys.modules["ucspi.warmstart"]._identity_cache != {},
         "pid": os.getpid(),
+        "stdio": {name: _stream(getattr(sys, name)) for name in ("stdin", "stdout", "stderr")},
     }
+
+
+def _stream(stream) -> dict | None:
+    """What a program can observe of one of its standard streams."""
+    if stream is None:
+        return None
+    return {"fileno": stream.fileno(), "name": stream.name, "mode": stream.mode, "encoding": stream.encoding,
+            "errors": stream.errors, "line_buffering": stream.line_buffering,
+            "write_through": stream.write_through, "seekable": stream.seekable(),
+            "isatty": stream.isatty(), "buffered": not isinstance(stream.buffer, io.FileIO)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,19 +10,28 @@ The child runs `handle(conn)` (set the environment, check rules, exec the progra
 handle must not return: a return or an exception ends the child with 111. A server may
 also pass `start(conn)`, tried first in the parent: it starts the child itself (with
 posix_spawn, much cheaper than forking an interpreter) and returns its pid, or returns
-None to fall back to the forked child.
+None to fall back to the forked child. Forked children come from the fork helper
+(ucspi.zygote), which spares this loop the copy-on-write faults of forking; should the
+helper die, the server forks them itself.
 SIGTERM ends the server at once (children keep running), as in ucspi-tcp.
 """
+
+from __future__ import annotations
 
 import os
 import select
 import signal
 import socket
 import sys
-import traceback
-from typing import Callable, NoReturn
 
-from ucspi import exitcodes, self_pipe
+# typing and traceback (2 MiB with what they import) stay out of the forking parent:
+# every page it holds is a page each fork copies the tables of.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+from ucspi import exitcodes, self_pipe, zygote
 
 
 class Server:
@@ -40,6 +49,7 @@ class Server:
         self.children = 0
         self.on_term = on_term  # run before exiting on SIGTERM (unixserver removes its socket)
         self.start = start  # starts a child without forking us, or returns None
+        self.zygote: zygote.Zygote | None = None
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -49,7 +59,7 @@ class Server:
         self.log(f"status: {self.children}/{self.limit}")
 
     def _reap(self) -> None:
-        while self.children:
+        while self.children or self.zygote:
             try:
                 pid, wstat = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -57,9 +67,23 @@ class Server:
                 return
             if pid == 0:
                 return
-            self.children -= 1
+            if self.zygote and pid == self.zygote.pid:
+                # The helper died: what it reported counts; its other children are no
+                # longer ours to count or reap.
+                for child, status in self.zygote.reports():
+                    self._ended(child, status)
+                self.children -= self.zygote.outstanding
+                self.zygote.sock.close()
+                self.zygote = None
+                self.status()
+                continue
+            self._ended(pid, wstat)
+
+    def _ended(self, pid: int, wstat: int) -> None:
+        self.children -= 1
+        if (pid, wstat) != zygote.FORK_FAILED:
             self.log(f"end {pid} status {wstat}")
-            self.status()
+        self.status()
 
     def _terminate(self, sig, frame) -> NoReturn:
         if self.on_term:
@@ -68,6 +92,8 @@ class Server:
 
     def run(self) -> NoReturn:
         """Accept and fork forever; SIGTERM exits 0."""
+        # The helper first: it must not inherit the handlers and wake-up pipe below.
+        self.zygote = zygote.start(self.prog, self.listener, self.handle)
         wake_r, _ = self_pipe.open_wakeup()
         # A Python-level handler is what makes the interpreter write to the wakeup pipe.
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
@@ -76,12 +102,17 @@ class Server:
         self.status()
         while True:
             watch = [wake_r] if self.children >= self.limit else [wake_r, self.listener]
+            if self.zygote:
+                watch.append(self.zygote.sock)
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
                 ready = []
             if wake_r in ready:
                 self_pipe.drain(wake_r)
+            if self.zygote and self.zygote.sock in ready:
+                for pid, wstat in self.zygote.reports():
+                    self._ended(pid, wstat)
             self._reap()
             if self.listener in ready and self.children < self.limit:
                 try:
@@ -97,6 +128,9 @@ class Server:
 
     def _fork(self, conn: socket.socket) -> None:
         if self.start is not None and self.start(conn) is not None:
+            conn.close()
+            return
+        if self.zygote and self.zygote.hand_over(conn):
             conn.close()
             return
         for stream in (sys.stdout, sys.stderr):
@@ -118,14 +152,11 @@ class Server:
                 for sig in (signal.SIGCHLD, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
                 self.listener.close()
-                conn.setblocking(True)
-                self.handle(conn)
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 111
-                os._exit(code)
+                if self.zygote:
+                    self.zygote.sock.close()
             except BaseException:
-                traceback.print_exc()
-            os._exit(111)
+                os._exit(111)
+            zygote.child(conn.detach(), (), self.handle)
         conn.close()
 
 

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.remote_host or o.local_name is None:
         from ucspi import dns_lookup  # noqa: F401  (loaded once, before the children)
     listener = listen(family, address, port, o.backlog)
-    warmstart.preload(program[0])
+    warm = warmstart.preload(program[0])
     if o.remote_info:
         from ucspi import remote_info as _ident  # noqa: F401
     if o.rules:
@@ -375,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 1)
     os.close(null)
     direct = None
-    if not (o.remote_host or o.remote_info or o.local_name is None or o.banner):
+    # A program of ours is warm-started from a forked child; posix_spawn is for the rest
+    # (a rule could still change PATH: the child then execs whatever it finds).
+    if not (warm or o.remote_host or o.remote_info or o.local_name is None or o.banner):
         direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
                        lambda conn: handle(o, program, conn), start=direct).run()

@@ -136,7 +136,7 @@ def listen(o: Options, path: str) -> socket.socket:
     return s
 
 
-def handle(o: Options, path: str, program: list[str], conn: socket.socket) -> None:
+def handle(o: Options, path: str, program: list[str], server_pid: int, conn: socket.socket) -> None:
     pid = os.getpid()
     try:
         peer = peer_credentials.of(conn)
@@ -153,7 +153,7 @@ def handle(o: Options, path: str, program: list[str], conn: socket.socket) -> No
     env.update({
         "PROTO": "UNIX",
         "UNIXLOCALPATH": path,
-        "UNIXLOCALPID": str(os.getppid()),
+        "UNIXLOCALPID": str(server_pid),
         "UNIXLOCALUID": str(os.getuid()),
         "UNIXLOCALGID": str(os.getgid()),
         "UNIXREMOTEPID": str(peer.pid),
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     listener = listen(o, path)
     warmstart.preload(program[0])  # before the switch: the new uid may not read the library
     privileges.drop(PROG, o.uid, o.gid)
+    server_pid = os.getpid()  # UNIXLOCALPID: the children's parent is the fork helper
 
     def remove_socket() -> None:
         if o.remove_on_exit:
@@ -191,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-           lambda conn: handle(o, path, program, conn), on_term=remove_socket).run()
+           lambda conn: handle(o, path, program, server_pid, conn), on_term=remove_socket).run()
     return 0

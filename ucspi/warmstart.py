@@ -26,18 +26,24 @@ them. Anything that is not one of our programs (a shell script, a C binary) is e
 Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is exec'd).
 """
 
+from __future__ import annotations
+
 import atexit
 import errno
 import gc
 import importlib
+import io
 import os
-import re
 import _signal
 import signal
 import sys
 import time
-import traceback
-from typing import NoReturn
+
+# re, traceback and typing are imported only when needed: a parent that forks warm
+# children keeps its heap small (fork and exit cost grows with every page it holds).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 SWITCH = "UCSPI_WARMSTART"
 DEFAULT_PATH = "/bin:/usr/bin"  # pathexec's search path when $PATH is unset
@@ -48,7 +54,7 @@ _HEAD_BYTES = 1024
 _identity_cache: dict[str, tuple[tuple[int, int, int], str | None, dict]] = {}
 # A launcher may pin an environment variable before importing main (qmail-install's
 # ROOT/bin launchers pin QMAIL_ROOT): os.environ['NAME'] = 'value', both literals.
-_PINNED = re.compile(r"""^os\.environ\[('[A-Za-z_][A-Za-z0-9_]*')\] = ('(?:[^'\\]|\\.)*')$""")
+_PINNED = r"""^os\.environ\[('[A-Za-z_][A-Za-z0-9_]*')\] = ('(?:[^'\\]|\\.)*')$"""
 
 
 def enabled(env=None) -> bool:
@@ -111,7 +117,7 @@ def identify(path: str) -> str | None:
         ours = os.path.dirname(os.path.abspath(sys.executable))
         if os.path.dirname(os.path.abspath(interpreter)) == ours:
             for line in lines[1:]:
-                match = _PINNED.match(line)
+                match = line.startswith("os.environ[") and _pinned_match(line)
                 if match:
                     import ast  # only launchers need it; chain tools start faster without
                     pinned[ast.literal_eval(match.group(1))] = ast.literal_eval(match.group(2))
@@ -123,6 +129,11 @@ def identify(path: str) -> str | None:
                     break
     _identity_cache[path] = (key, module, pinned)
     return module
+
+
+def _pinned_match(line: str):
+    import re  # only launchers that pin variables need it
+    return re.match(_PINNED, line)
 
 
 def pinned(path: str) -> dict:
@@ -164,9 +175,10 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     """
     env = environ() if env is None else dict(env)
     program = argv[0] if program is None else program
-    module = resolve(program, env)
+    path = find_program(program, env) if enabled(env) else None
+    module = identify(path) if path else None
     if module:
-        env.update(pinned(find_program(program, env)))
+        env.update(_identity_cache[path][2])  # what pinned(path) returns
     # A name containing = cannot be put into a running interpreter's environment.
     if module and not any(not key or "=" in key for key in env):
         _run_in_process(module, argv, env, keep_fds)
@@ -204,6 +216,7 @@ def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
             exitcodes.say(f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
                           f"{exitcodes.error_str(err)}")
     except BaseException:
+        import traceback
         traceback.print_exc()
     os._exit(unrunnable)
 
@@ -248,10 +261,48 @@ def _locale_coerced() -> bool:
 _LOCALE_COERCED = _locale_coerced()
 
 
+# os.environ keeps the encoded environment in _data; reading and writing it directly
+# skips the mapping's Python-level layers (a missing key costs it an exception), which
+# is most of a warm child's environment work. Any other os.environ: the mapping itself.
+_FS_ENCODING = sys.getfilesystemencoding()
+_ENV_DATA = getattr(os.environ, "_data", None)
+if not (isinstance(_ENV_DATA, dict) and os.name == "posix"):
+    _ENV_DATA = None
+
+
+def _environ_now() -> dict:
+    if _ENV_DATA is None:
+        return dict(os.environ)
+    enc = _FS_ENCODING
+    return {key.decode(enc, "surrogateescape"): value.decode(enc, "surrogateescape")
+            for key, value in _ENV_DATA.items()}
+
+
+def _env_put(key: str, value: str) -> None:
+    """os.environ[key] = value (and putenv), with the bytes os.environ itself would keep."""
+    if _ENV_DATA is None:
+        os.environ[key] = value
+        return
+    raw_key = key.encode(_FS_ENCODING, "surrogateescape")
+    raw_value = value.encode(_FS_ENCODING, "surrogateescape")
+    os.putenv(raw_key, raw_value)
+    _ENV_DATA[raw_key] = raw_value
+
+
+def _env_drop(key: str) -> None:
+    """del os.environ[key] (and unsetenv)."""
+    if _ENV_DATA is None:
+        del os.environ[key]
+        return
+    raw_key = key.encode(_FS_ENCODING, "surrogateescape")
+    os.unsetenv(raw_key)
+    del _ENV_DATA[raw_key]
+
+
 def environ() -> dict:
     """A copy of os.environ as this process received it: without the LC_CTYPE that
     Python's locale coercion added, which a C program would never pass on."""
-    env = dict(os.environ)
+    env = _environ_now()
     if _LOCALE_COERCED:
         env.pop("LC_CTYPE", None)
     return env
@@ -306,31 +357,116 @@ def _reset_signals(python_defaults: bool) -> None:
 
 
 def _close_other_fds(keep: set[int]) -> None:
-    """Close every descriptor but keep: nothing of the parent's leaks into the child."""
+    """Close every descriptor but keep: nothing of the parent's leaks into the child.
+
+    os.closerange is one close_range(2) call per gap between kept descriptors (a
+    directory listing of /proc/self/fd costs ten times as much)."""
+    low = 0
+    for fd in sorted(keep) + [_fd_limit()]:
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+
+
+def _fd_limit() -> int:
+    """One past the highest descriptor number this process can hold."""
     try:
-        fds = sorted(int(name) for name in os.listdir("/proc/self/fd"))
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        return max(os.sysconf("SC_OPEN_MAX"), 1024)
+    except (OSError, ValueError):
+        return 65536
 
 
-def _fresh_stdio() -> None:
-    """sys.stdin/stdout/stderr as a new interpreter would make them over fds 0, 1, 2."""
-    def stream(fd, mode, **kw):
+def _fresh_stdio(env) -> None:
+    """sys.stdin/stdout/stderr as a new interpreter started with env would make them
+    over fds 0, 1, 2."""
+    global _ready_stdio
+    ready, _ready_stdio = _ready_stdio, None
+    unbuffered = _unbuffered(env)
+    if ready is not None and ready[0] == (_stdio_kinds(), unbuffered):
+        streams = ready[1]
+    else:
+        streams = _new_stdio(unbuffered)
+    sys.stdin = sys.__stdin__ = streams[0]
+    sys.stdout = sys.__stdout__ = streams[1]
+    sys.stderr = sys.__stderr__ = streams[2]
+
+
+def _startup_stdio() -> tuple[str, str]:
+    """(encoding, errors) of this interpreter's own standard streams, which its start-up
+    derived from the locale and PYTHONIOENCODING (a cold child inherits both)."""
+    for stream in (sys.__stdin__, sys.__stdout__):
+        if stream is not None:
+            return stream.encoding, stream.errors
+    import codecs
+    import locale
+    return codecs.lookup(locale.getpreferredencoding(False)).name, "strict"
+
+
+_STDIO_ENCODING, _STDIO_ERRORS = _startup_stdio()
+
+
+def _unbuffered(env) -> bool:
+    """Whether a new interpreter with env would leave stdout and stderr unbuffered (our
+    scripts' #! lines carry no -u)."""
+    return bool(not sys.flags.ignore_environment and env.get("PYTHONUNBUFFERED"))
+
+
+def _new_stdio(unbuffered: bool) -> tuple:
+    """The streams as CPython's create_stdio makes them: stdin always buffered, newline
+    "\\n" (no translation), line buffering on a tty (and always for stderr), stdout
+    and stderr write-through and without a buffer when unbuffered."""
+    def stream(fd, write: bool, errors: str):
         try:
             os.fstat(fd)
         except OSError:
             return None
-        return open(fd, mode, closefd=False, **kw)
+        raw_only = write and unbuffered
+        binary = open(fd, "wb" if write else "rb", buffering=0 if raw_only else -1, closefd=False)
+        raw = binary if raw_only else binary.raw
+        raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]
+        line_buffering = not unbuffered and (raw.isatty() or fd == 2)
+        text = io.TextIOWrapper(binary, _STDIO_ENCODING, errors, "\n", line_buffering, unbuffered)
+        text.mode = "w" if write else "r"
+        return text
 
-    sys.stdin = sys.__stdin__ = stream(0, "r")
-    sys.stdout = sys.__stdout__ = stream(1, "w", buffering=1 if is_open(1) and os.isatty(1) else -1)
-    sys.stderr = sys.__stderr__ = stream(2, "w", buffering=1, errors="backslashreplace")
+    return (stream(0, False, _STDIO_ERRORS), stream(1, True, _STDIO_ERRORS),
+            stream(2, True, "backslashreplace"))
+
+
+# Streams a server's fork helper made in advance for its children, whose descriptors 0
+# and 1 will be their connection's socket: ((_stdio_kinds(), unbuffered), streams).
+_ready_stdio: tuple | None = None
+
+
+def _stdio_kinds() -> tuple:
+    """What a stream over fds 0, 1, 2 depends on: closed (None), a socket (a stream over
+    any socket buffers, seeks and reports a tty alike), else the open file itself."""
+    import stat
+    kinds = []
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            kinds.append(None)
+            continue
+        kinds.append("socket" if stat.S_ISSOCK(st.st_mode) else (st.st_dev, st.st_ino, st.st_rdev))
+    return tuple(kinds)
+
+
+def prepare_socket_stdio() -> None:
+    """For a fork helper whose children get a socket as fds 0 and 1: make their
+    sys.stdin/stdout/stderr now, once (over a stand-in socket on fds 0 and 1), so each
+    warm child only installs them. A child whose descriptors or PYTHONUNBUFFERED turn
+    out different makes its own. This process's own sys.std* streams are left as they are."""
+    global _ready_stdio
+    import socket
+    stand_in, other = socket.socketpair()
+    for fd in (0, 1):
+        os.dup2(stand_in.fileno(), fd)
+    stand_in.close()
+    other.close()
+    unbuffered = _unbuffered(os.environ)
+    _ready_stdio = ((_stdio_kinds(), unbuffered), _new_stdio(unbuffered))
 
 
 _setter = None
@@ -354,6 +490,9 @@ def _title_setter():
                 importlib.util.spec_from_loader(loader.name, loader))
             loader.exec_module(module)
             _setter = module.setproctitle
+            # Its first call moves argv and environ out of the way to make room for
+            # titles; done now, in a parent, no warm child pays for it.
+            module.getproctitle()
         except Exception:
             import setproctitle
             _setter = setproctitle.setproctitle
@@ -377,21 +516,22 @@ def _set_environment(env) -> None:
     ~300 KiB of private memory."""
     global _LOCALE_COERCED
     _LOCALE_COERCED = False  # from here on the environment is exactly the one given
-    old_tz = os.environ.get("TZ")
-    kept = [key for key in os.environ if key in env]
-    added = [key for key in env if key not in os.environ]
+    current = _environ_now()
+    kept = [key for key in current if key in env]
+    added = [key for key in env if key not in current]
     if list(env) == kept + added:
-        for key in [key for key in os.environ if key not in env]:
-            del os.environ[key]
+        for key in current:
+            if key not in env:
+                _env_drop(key)
         for key in kept:
-            if os.environ[key] != env[key]:
-                os.environ[key] = env[key]
+            if current[key] != env[key]:
+                _env_put(key, env[key])
         for key in added:
-            os.environ[key] = env[key]
+            _env_put(key, env[key])
     else:
         os.environ.clear()
         os.environ.update(env)
-    if env.get("TZ") != old_tz:
+    if env.get("TZ") != current.get("TZ"):
         time.tzset()
 
 
@@ -401,7 +541,7 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoRetur
     _flush_std()
     _reset_signals(python_defaults=True)
     _close_other_fds({0, 1, 2, *keep_fds})
-    _fresh_stdio()
+    _fresh_stdio(env)
     set_title(" ".join(argv))
     _set_environment(env)
     sys.argv = list(argv)
@@ -421,6 +561,7 @@ def _call_main(main, argv) -> int:
         os.kill(os.getpid(), signal.SIGINT)
         code = 130
     except BaseException:
+        import traceback
         traceback.print_exc()
         code = 1
     if code is None:

@@ -1,0 +1,135 @@
+"""The fork helper (ucspi.zygote) of tcpserver and unixserver: who forks the children,
+what the server still counts and logs, and what happens when either process dies."""
+
+import json
+import os
+import signal
+import subprocess
+
+from tests import support
+from tests.ucspi_servers import exchange, start_tcpserver
+
+
+def ppid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def title_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode().strip()
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def helper_of(proc) -> int:
+    # -1 prints the port before the server starts its helper
+    support.wait_for(lambda: support.child_pids(proc.pid), what="fork helper")
+    kids = support.child_pids(proc.pid)
+    assert len(kids) == 1, kids
+    assert title_of(kids[0]) == "tcpserver: fork helper"
+    return kids[0]
+
+
+def start_addcr(args=("-RHl0",)):
+    return start_tcpserver(list(args), [support.prog("addcr")])
+
+
+def test_connection_child_is_forked_by_the_helper_which_the_server_started():
+    proc, port = start_addcr(["-v", "-RHl0"])
+    helper = helper_of(proc)
+    assert ppid_of(helper) == proc.pid
+    with support.connect(port) as s:
+        line = proc.err.wait_line(" ok ")
+        child = int(line.split()[2])
+        assert ppid_of(child) == helper
+        assert support.connection_children(proc.pid) == [child]
+        s.sendall(b"a\n")
+        s.shutdown(1)
+        assert support.recv_all(s) == b"a\r\n"
+    assert proc.err.wait_line(" end ") == f"tcpserver: end {child} status 0"
+    assert proc.err.wait_line("status: 0/40")
+
+
+def test_sigterm_ends_server_and_helper_and_the_children_run_on():
+    proc, port = start_addcr()
+    helper = helper_of(proc)
+    s = support.connect(port)
+    support.wait_for(lambda: support.connection_children(proc.pid), what="connection child")
+    child = support.connection_children(proc.pid)[0]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 0
+    support.wait_for(lambda: gone(helper), what="helper gone")
+    assert not gone(child)
+    s.sendall(b"still\n")
+    s.shutdown(1)
+    assert support.recv_all(s) == b"still\r\n"
+    s.close()
+
+
+def test_helper_goes_when_the_server_is_killed():
+    proc, port = start_addcr()
+    helper = helper_of(proc)
+    assert exchange(port, b"x\n") == b"x\r\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    support.wait_for(lambda: gone(helper), what="helper gone after kill -9 of the server")
+
+
+def test_server_forks_children_itself_once_the_helper_is_gone():
+    proc, port = start_addcr(["-v", "-RHl0", "-c", "3"])
+    helper = helper_of(proc)
+    os.kill(helper, signal.SIGKILL)
+    support.wait_for(lambda: not support.child_pids(proc.pid), what="helper reaped")
+    for n in range(5):
+        assert exchange(port, b"%d\n" % n) == b"%d\r\n" % n
+    ends = [proc.err.wait_line(" end ") for _ in range(5)]
+    assert all(line.endswith(" status 0") for line in ends)
+    assert proc.err.wait_line("status: 0/3")
+
+
+def test_limit_counts_the_helpers_children():
+    proc, port = start_addcr(["-v", "-RHl0", "-c", "2"])
+    first, second = support.connect(port), support.connect(port)
+    proc.err.wait_line("status: 2/2")
+    third = support.connect(port)
+    third.sendall(b"3\n")
+    third.shutdown(1)
+    third.settimeout(0.5)
+    try:
+        early = third.recv(10)
+    except TimeoutError:
+        early = None
+    assert early is None  # not accepted while two children run
+    first.shutdown(1)
+    assert support.recv_all(first) == b""
+    third.settimeout(10)
+    assert support.recv_all(third) == b"3\r\n"
+    for s in (first, second, third):
+        s.close()
+
+
+def test_prepared_streams_give_way_when_a_rule_changes_buffering(tmp_path):
+    """The helper makes its children's std streams in advance; a rule setting
+    PYTHONUNBUFFERED must still give the unbuffered streams a cold child gets."""
+    rules = tmp_path / "rules"
+    (tmp_path / "rules.txt").write_text(":allow,PYTHONUNBUFFERED=\"1\"\n")
+    subprocess.run([support.prog("tcprules"), str(rules), str(rules) + ".tmp"],
+                   stdin=open(tmp_path / "rules.txt"), check=True)
+    reports = []
+    for warm in ("1", "0"):
+        env = support.suite_env(UCSPI_WARMSTART=warm)
+        env.pop("PYTHONUNBUFFERED", None)
+        proc, port = start_tcpserver(["-RHl0", "-x", str(rules)], [support.prog("ucspi-probe")], env=env)
+        reports.append(json.loads(exchange(port)))
+        proc.stop()
+    warm_report, cold_report = reports
+    assert warm_report["warm"] and not cold_report["warm"]
+    assert warm_report["stdio"]["stdout"]["write_through"] is True
+    assert warm_report["stdio"] == cold_report["stdio"]
