@@ -193,17 +193,20 @@ class Connection:
         self.conn = conn
         self.remote_ip, self.remote_port, self.ipv6 = address_of(conn.getpeername())
         self.local_ip, self.local_port, _ = address_of(conn.getsockname())
-        self.env = warmstart.environ()
         self.changes: dict[str, str | None] = {}
 
     def setenv(self, name: str, value: str | None) -> None:
         self.changes[name] = value
 
+    def exec_changes(self) -> dict[str, str | None]:
+        """The changes to our environment the program gets (warmstart.exec_program)."""
+        # a rule such as `:allow,=x` names no variable an exec can pass
+        return {name: value for name, value in self.changes.items() if name and "=" not in name}
+
     def apply(self) -> dict:
-        env = self.env
-        for name, value in self.changes.items():
-            if not name or "=" in name:
-                continue  # a rule such as `:allow,=x` names no variable an exec can pass
+        """The program's whole environment."""
+        env = warmstart.environ()
+        for name, value in self.exec_changes().items():
             if value is None:
                 env.pop(name, None)
             else:
@@ -309,7 +312,7 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
-        warmstart.exec_program(program, c.apply())
+        warmstart.exec_program(program, changes=c.exec_changes())
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 

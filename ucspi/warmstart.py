@@ -59,8 +59,8 @@ _PINNED = r"""^os\.environ\[('[A-Za-z_][A-Za-z0-9_]*')\] = ('(?:[^'\\]|\\.)*')$"
 
 def enabled(env=None) -> bool:
     """Whether warm start is on for a program started with this environment."""
-    env = os.environ if env is None else env
-    return env.get(SWITCH, "1") not in ("0", "no", "off", "false")
+    value = _getenv(SWITCH, "1") if env is None else env.get(SWITCH, "1")
+    return value not in ("0", "no", "off", "false")
 
 
 def find_program(name: str, env=None) -> str | None:
@@ -167,22 +167,61 @@ def preload(argv0: str, env=None) -> str | None:
 
 
 def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
-                 program: str | None = None) -> NoReturn:
+                 program: str | None = None, changes: dict | None = None) -> NoReturn:
     """Replace this process by argv, as execvp does; ours run in this process.
 
+    The environment is env, or (env None) this process's environment with changes, a
+    dict of variables to set (str) or remove (None), applied in place as C's env_put
+    does: a variable set keeps its place, a new one goes last. Giving changes rather
+    than a whole env spares a warm start copying and comparing the environment.
     program is the file to run when it differs from argv[0] (argv0's case).
     Raises OSError when it cannot be run (the caller reports it as the C tool would).
     """
-    env = environ() if env is None else dict(env)
     program = argv[0] if program is None else program
-    path = find_program(program, env) if enabled(env) else None
+    if env is not None:
+        env = dict(env)
+        path = find_program(program, env) if enabled(env) else None
+        module = identify(path) if path else None
+        if module:
+            env.update(_identity_cache[path][2])  # what pinned(path) returns
+        # A name containing = cannot be put into a running interpreter's environment.
+        if module and not any(not key or "=" in key for key in env):
+            _run_in_process(module, argv, env, keep_fds)
+        exec_external(argv, env, program)
+    changes = dict(changes or {})
+    if _LOCALE_COERCED and "LC_CTYPE" not in changes:
+        changes["LC_CTYPE"] = None
+    view = _ChangedEnviron(changes)
+    path = find_program(program, view) if enabled(view) else None
     module = identify(path) if path else None
     if module:
-        env.update(_identity_cache[path][2])  # what pinned(path) returns
-    # A name containing = cannot be put into a running interpreter's environment.
-    if module and not any(not key or "=" in key for key in env):
-        _run_in_process(module, argv, env, keep_fds)
+        changes.update(_identity_cache[path][2])
+        if not any(not key or "=" in key for key in changes) and _getenv("") is None:
+            _run_in_process(module, argv, None, keep_fds, changes)
+    env = environ()
+    _apply(env, changes)
     exec_external(argv, env, program)
+
+
+class _ChangedEnviron:
+    """The look-ups exec_program makes (PATH, the switch) in os.environ with changes."""
+
+    def __init__(self, changes: dict):
+        self.changes = changes
+
+    def get(self, key: str, default=None):
+        if key in self.changes:
+            value = self.changes[key]
+            return default if value is None else value
+        return _getenv(key, default)
+
+
+def _apply(env: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
 
 
 def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
@@ -278,6 +317,14 @@ def _environ_now() -> dict:
             for key, value in _ENV_DATA.items()}
 
 
+def _getenv(key: str, default=None):
+    """os.environ.get(key, default) without the mapping's exception for a missing key."""
+    if _ENV_DATA is None:
+        return os.environ.get(key, default)
+    value = _ENV_DATA.get(key.encode(_FS_ENCODING, "surrogateescape"))
+    return default if value is None else value.decode(_FS_ENCODING, "surrogateescape")
+
+
 def _env_put(key: str, value: str) -> None:
     """os.environ[key] = value (and putenv), with the bytes os.environ itself would keep."""
     if _ENV_DATA is None:
@@ -356,6 +403,25 @@ def _reset_signals(python_defaults: bool) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
+# A fork helper's dispositions are a fresh interpreter's but for what it undoes in each
+# child itself (its SIGCHLD handler and wake-up fd): the child's warm start skips the rest.
+_signals_ready = False
+
+
+def prepare_signals() -> None:
+    """For a fork helper: set the dispositions a fresh interpreter has, once, for all its
+    children; it must give each child SIGCHLD's default_disposition() and no wake-up fd."""
+    global _signals_ready
+    _reset_signals(python_defaults=True)
+    _signals_ready = True
+
+
+def default_disposition(sig: int) -> int:
+    """What a fresh interpreter has for sig (not SIGINT, SIGPIPE or SIGXFSZ, which it sets
+    itself): ignored when it was ignored at our start (exec keeps that), else default."""
+    return _IGN if sig in _INHERITED_IGNORED else _DFL
+
+
 def _close_other_fds(keep: set[int]) -> None:
     """Close every descriptor but keep: nothing of the parent's leaks into the child.
 
@@ -377,8 +443,8 @@ def _fd_limit() -> int:
 
 
 def _fresh_stdio(env) -> None:
-    """sys.stdin/stdout/stderr as a new interpreter started with env would make them
-    over fds 0, 1, 2."""
+    """sys.stdin/stdout/stderr as a new interpreter started with env (None: this
+    process's environment) would make them over fds 0, 1, 2."""
     global _ready_stdio
     ready, _ready_stdio = _ready_stdio, None
     unbuffered = _unbuffered(env)
@@ -386,9 +452,15 @@ def _fresh_stdio(env) -> None:
         streams = ready[1]
     else:
         streams = _new_stdio(unbuffered)
+    # The streams replaced stay referenced: freeing them would finalize (flush, close)
+    # each of their three layers, a tenth of a warm child's time.
+    _retired.append((sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__))
     sys.stdin = sys.__stdin__ = streams[0]
     sys.stdout = sys.__stdout__ = streams[1]
     sys.stderr = sys.__stderr__ = streams[2]
+
+
+_retired: list[tuple] = []
 
 
 def _startup_stdio() -> tuple[str, str]:
@@ -406,9 +478,10 @@ _STDIO_ENCODING, _STDIO_ERRORS = _startup_stdio()
 
 
 def _unbuffered(env) -> bool:
-    """Whether a new interpreter with env would leave stdout and stderr unbuffered (our
-    scripts' #! lines carry no -u)."""
-    return bool(not sys.flags.ignore_environment and env.get("PYTHONUNBUFFERED"))
+    """Whether a new interpreter with env (None: this process's) would leave stdout and
+    stderr unbuffered (our scripts' #! lines carry no -u)."""
+    value = _getenv("PYTHONUNBUFFERED") if env is None else env.get("PYTHONUNBUFFERED")
+    return bool(value) and not sys.flags.ignore_environment
 
 
 def _new_stdio(unbuffered: bool) -> tuple:
@@ -465,7 +538,7 @@ def prepare_socket_stdio() -> None:
         os.dup2(stand_in.fileno(), fd)
     stand_in.close()
     other.close()
-    unbuffered = _unbuffered(os.environ)
+    unbuffered = _unbuffered(None)
     _ready_stdio = ((_stdio_kinds(), unbuffered), _new_stdio(unbuffered))
 
 
@@ -535,15 +608,43 @@ def _set_environment(env) -> None:
         time.tzset()
 
 
-def _run_in_process(module_name: str, argv: list[str], env, keep_fds) -> NoReturn:
-    """Become argv's program in this process; never returns."""
-    module = importlib.import_module(module_name)
+def _change_environment(changes: dict) -> None:
+    """os.environ (and the C environ) with changes applied in place."""
+    global _LOCALE_COERCED
+    _LOCALE_COERCED = False
+    data = _ENV_DATA
+    for key, value in changes.items():
+        if value is None:
+            if key in os.environ:
+                _env_drop(key)
+        elif data is None or data.get(key.encode(_FS_ENCODING, "surrogateescape")) != \
+                value.encode(_FS_ENCODING, "surrogateescape"):
+            _env_put(key, value)
+    if "TZ" in changes:
+        time.tzset()
+
+
+def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
+                    changes: dict | None = None) -> NoReturn:
+    """Become argv's program in this process (its environment env, or this one with
+    changes); never returns."""
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
     _flush_std()
-    _reset_signals(python_defaults=True)
+    global _signals_ready
+    if _signals_ready:
+        _signals_ready = False
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    else:
+        _reset_signals(python_defaults=True)
     _close_other_fds({0, 1, 2, *keep_fds})
-    _fresh_stdio(env)
+    if env is None:
+        _change_environment(changes)
+        _fresh_stdio(None)
+    else:
+        _fresh_stdio(env)
     set_title(" ".join(argv))
-    _set_environment(env)
+    if env is not None:
+        _set_environment(env)
     sys.argv = list(argv)
     atexit._clear()
     os._exit(_call_main(module.main, list(argv)))

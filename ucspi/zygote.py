@@ -107,8 +107,10 @@ def _flush_std() -> None:
 
 def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
     """The helper's loop: fork a child per connection received, report each end."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     warmstart.set_title(f"{prog}: fork helper")  # ps and pgrep tell it from the server
+    # What warm children need is done here once: a fresh interpreter's signal
+    # dispositions (SIGTERM default too) and their stdio streams.
+    warmstart.prepare_signals()
     warmstart.prepare_socket_stdio()
     wake_r, wake_w = self_pipe.open_wakeup()
     signal.signal(signal.SIGCHLD, lambda sig, frame: None)
@@ -159,7 +161,7 @@ def child(fd: int, helper_fds: tuple[int, ...], handle) -> NoReturn:
     undone and its own descriptors (helper_fds) closed, then handle(conn)."""
     try:
         signal.set_wakeup_fd(-1)
-        _signal.signal(signal.SIGCHLD, _signal.SIG_DFL)
+        _signal.signal(signal.SIGCHLD, warmstart.default_disposition(signal.SIGCHLD))
         for helper_fd in helper_fds:
             os.close(helper_fd)
         conn = socket.socket(fileno=fd)
@@ -167,6 +169,10 @@ def child(fd: int, helper_fds: tuple[int, ...], handle) -> NoReturn:
         handle(conn)
     except SystemExit as stop:
         os._exit(stop.code if isinstance(stop.code, int) else 111)
+    except KeyboardInterrupt:
+        # SIGINT before the program started: die of it, as a C server's child does
+        _signal.signal(signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     except BaseException:
         import traceback
         traceback.print_exc()
