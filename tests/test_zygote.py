@@ -3,8 +3,11 @@ what the server still counts and logs, and what happens when either process dies
 
 import json
 import os
+import re
 import signal
 import subprocess
+
+import pytest
 
 from tests import support
 from tests.ucspi_servers import exchange, start_tcpserver
@@ -133,3 +136,56 @@ def test_prepared_streams_give_way_when_a_rule_changes_buffering(tmp_path):
     assert warm_report["warm"] and not cold_report["warm"]
     assert warm_report["stdio"]["stdout"]["write_through"] is True
     assert warm_report["stdio"] == cold_report["stdio"]
+
+
+def rules_cdb(tmp_path, text: str):
+    cdb = tmp_path / "rules.cdb"
+    subprocess.run([support.prog("tcprules"), str(cdb), str(cdb) + ".tmp"], input=text.encode(),
+                   check=True)
+    return cdb
+
+
+def masked(lines):
+    out = []
+    for line in lines:
+        line = re.sub(r"\b(pid|ok|deny|end) \d+", r"\1 PID", line)
+        out.append(re.sub(r":\d+( |$)", r":PORT\1", line))
+    return out
+
+
+@pytest.mark.parametrize("rules", ["127.0.0.1:allow,GREETING=\"hi\"\n", "127.0.0.1:deny\n"])
+def test_parent_prepared_children_log_as_cs(tmp_path, rules):
+    """With nothing slow per connection (-H -R -l), the server works out a warm child's
+    environment and verdict itself; the -v lines must still be C's."""
+    cdb = rules_cdb(tmp_path, rules)
+    logs = []
+    for binary in (support.prog("tcpserver"), support.c_tool("tcpserver")):
+        proc, port = start_tcpserver(["-v", "-RHl", "local", "-x", str(cdb)], [support.prog("addcr")],
+                                     binary=binary)
+        try:
+            reply = exchange(port, b"x\n")
+        except ConnectionResetError:  # denied before reading what we sent
+            reply = b""
+        assert reply == (b"" if "deny" in rules else b"x\r\n")
+        end = proc.err.wait_line(" end ")
+        proc.stop()
+        lines = [line for line in proc.err.history if "status:" not in line]
+        pids = {int(re.search(r"\b(?:pid|ok|deny|end) (\d+)", line).group(1)) for line in lines}
+        assert len(pids) == 1, lines  # one child: the pid it says is the pid that ended
+        logs.append(masked(lines))
+        assert end.endswith(" status 25600" if "deny" in rules else " status 0")
+    assert logs[0] == logs[1]
+
+
+def test_parent_prepared_environment_equals_cs(tmp_path):
+    cdb = rules_cdb(tmp_path, '127.0.0.1:allow,GREETING="hi",TCPLOCALHOST="rule",PATH="/nowhere:%s"\n'
+                    % os.path.dirname(support.prog("ucspi-probe")))
+    envs = []
+    for binary in (support.prog("tcpserver"), support.c_tool("tcpserver")):
+        proc, port = start_tcpserver(["-RHl", "local", "-x", str(cdb)], ["ucspi-probe"], binary=binary)
+        report = json.loads(exchange(port))
+        proc.stop()
+        assert report["warm"] is (binary == support.prog("tcpserver"))
+        envs.append({k: v for k, v in report["env"].items() if k not in ("TCPREMOTEPORT", "TCPLOCALPORT")})
+    assert envs[0] == envs[1]
+    assert envs[0]["GREETING"] == "hi" and envs[0]["TCPLOCALHOST"] == "rule"

@@ -6,11 +6,14 @@ child per connection and logs, when verbose, the lines ucspi-tcp's tcpserver pri
     PROG: status: N/LIMIT       after every accept and every child's end
     PROG: end PID status S      S is the raw wait status, as C prints it
 
-The child runs `handle(conn)` (set the environment, check rules, exec the program);
-handle must not return: a return or an exception ends the child with 111. A server may
-also pass `start(conn)`, tried first in the parent: it starts the child itself (with
-posix_spawn, much cheaper than forking an interpreter) and returns its pid, or returns
-None to fall back to the forked child. Forked children come from the fork helper
+The child runs `handle(conn, payload)` (set the environment, check rules, exec the
+program); handle must not return: a return or an exception ends the child with 111. A
+server may also pass `start(conn)`, tried first in the parent: it starts the child itself
+(with posix_spawn, much cheaper than forking an interpreter) and returns its pid, or
+returns None to fall back to the forked child. Or `prepare(conn)`: work done in the
+parent, whose result (bytes, the payload; None: nothing done) goes to the child's handle.
+Work in a parent that does not fork is cheaper than the same work in a child, where each
+page first written is a copy-on-write fault. Forked children come from the fork helper
 (ucspi.zygote), which spares this loop the copy-on-write faults of forking; should the
 helper die, the server forks them itself.
 SIGTERM ends the server at once (children keep running), as in ucspi-tcp.
@@ -38,9 +41,10 @@ class Server:
     """One listening socket, its children and their count."""
 
     def __init__(self, prog: str, listener: socket.socket, limit: int, verbose: bool,
-                 handle: Callable[[socket.socket], NoReturn],
+                 handle: Callable[[socket.socket, bytes], NoReturn],
                  on_term: Callable[[], None] | None = None,
-                 start: Callable[[socket.socket], int | None] | None = None):
+                 start: Callable[[socket.socket], int | None] | None = None,
+                 prepare: Callable[[socket.socket], bytes | None] | None = None):
         self.prog = prog
         self.listener = listener
         self.limit = limit
@@ -49,6 +53,7 @@ class Server:
         self.children = 0
         self.on_term = on_term  # run before exiting on SIGTERM (unixserver removes its socket)
         self.start = start  # starts a child without forking us, or returns None
+        self.prepare = prepare  # the child's payload, worked out here, or None
         self.zygote: zygote.Zygote | None = None
 
     def log(self, line: str) -> None:
@@ -130,7 +135,10 @@ class Server:
         if self.start is not None and self.start(conn) is not None:
             conn.close()
             return
-        if self.zygote and self.zygote.hand_over(conn):
+        payload = self.prepare(conn) if self.prepare is not None else None
+        if payload is None or len(payload) > zygote.MAX_PAYLOAD:
+            payload = b""
+        if self.zygote and self.zygote.hand_over(conn, payload):
             conn.close()
             return
         for stream in (sys.stdout, sys.stderr):
@@ -156,7 +164,7 @@ class Server:
                     self.zygote.sock.close()
             except BaseException:
                 os._exit(111)
-            zygote.child(conn.detach(), (), self.handle)
+            zygote.child(conn.detach(), (), self.handle, payload)
         conn.close()
 
 

@@ -21,12 +21,19 @@ A connection's child exits 100 when the rules deny it, 111 when it is dropped.
 Environment read: UID and GID (-U), DNSCACHEIP (name look-ups), UCSPI_WARMSTART.
 """
 
+from __future__ import annotations
+
+import marshal
 import os
 import signal
 import socket
 import sys
 
 from ucspi import exitcodes, privileges, server_loop, sgetopt, warmstart
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 PROG = "tcpserver"
@@ -279,13 +286,22 @@ def set_socket_options(o: Options, c: Connection) -> None:
 
 def log_verdict(o: Options, pid: int, c: Connection, local_host, remote_host, info, deny: bool) -> None:
     if o.verbosity >= 2:
-        exitcodes.say(f"{PROG}: {'deny' if deny else 'ok'} {pid} "
-                      f"{safe(local_host)}:{safe(c.local_ip)}:{c.local_port} "
-                      f"{safe(remote_host)}:{safe(c.remote_ip)}:{safe(info)}:{c.remote_port}")
+        say_verdict(pid, deny, local_host, c.local_ip, c.local_port, remote_host, c.remote_ip,
+                    info, c.remote_port)
 
 
-def handle(o: Options, program: list[str], conn: socket.socket) -> None:
+def say_verdict(pid: int, deny: bool, local_host, local_ip: str, local_port: int,
+                remote_host, remote_ip: str, info, remote_port: int) -> None:
+    """The -v line `ok PID localhost:localip:localport remotehost:remoteip:info:port`."""
+    exitcodes.say(f"{PROG}: {'deny' if deny else 'ok'} {pid} "
+                  f"{safe(local_host)}:{safe(local_ip)}:{local_port} "
+                  f"{safe(remote_host)}:{safe(remote_ip)}:{safe(info)}:{remote_port}")
+
+
+def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) -> None:
     """The child's work for one connection, ending in the program (or an exit)."""
+    if payload:
+        run_prepared(o, program, conn, payload)
     c = Connection(o, conn)
     pid = os.getpid()
     if o.verbosity >= 2:
@@ -313,6 +329,43 @@ def handle(o: Options, program: list[str], conn: socket.socket) -> None:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
         warmstart.exec_program(program, changes=c.exec_changes())
+    except OSError as err:
+        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+
+
+def prepare_in_parent(o: Options, program: list[str], conn: socket.socket) -> bytes | None:
+    """The child's work done in the parent, for a program of ours when nothing slow or
+    failing happens per connection (-H -R -l, no banner, rules readable): the payload
+    run_prepared() finishes with, or None to leave it all to the child (which reports
+    trouble exactly as C's child does)."""
+    c = Connection(o, conn)
+    describe(c, o.local_name, None, None)
+    try:
+        deny = follow_rules(o, c, None, None)
+    except RulesTrouble:
+        return None
+    set_socket_options(o, c)
+    changes = c.exec_changes()
+    resolved = None if deny else warmstart.resolve_changed(program[0], changes)
+    return marshal.dumps((deny, changes, resolved, c.local_ip, c.local_port,
+                          c.remote_ip, c.remote_port))
+
+
+def run_prepared(o: Options, program: list[str], conn: socket.socket, payload: bytes) -> NoReturn:
+    """The child's part after prepare_in_parent: the log lines, then the program."""
+    deny, changes, resolved, local_ip, local_port, remote_ip, remote_port = marshal.loads(payload)
+    if o.verbosity >= 2:
+        pid = os.getpid()
+        exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
+        say_verdict(pid, deny, o.local_name, local_ip, local_port, None, remote_ip, None, remote_port)
+    if deny:
+        raise SystemExit(100)
+    try:
+        server_loop.attach_stdio(conn)
+    except OSError as err:
+        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
+    try:
+        warmstart.exec_program(program, changes=changes, resolved=resolved)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 
@@ -377,12 +430,17 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    direct = None
-    # A program of ours is warm-started from a forked child; posix_spawn is for the rest
-    # (a rule could still change PATH: the child then execs whatever it finds).
-    if not (warm or o.remote_host or o.remote_info or o.local_name is None or o.banner):
-        direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
+    direct = prepared = None
+    # Nothing slow per connection: the parent works out the environment. A program of
+    # ours is then warm-started in a forked child, anything else started with posix_spawn
+    # (a rule could still change PATH: each checks what it finds).
+    if not (o.remote_host or o.remote_info or o.local_name is None or o.banner):
+        if warm:
+            prepared = lambda conn: prepare_in_parent(o, program, conn)  # noqa: E731
+        else:
+            direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-                       lambda conn: handle(o, program, conn), start=direct).run()
+                       lambda conn, payload: handle(o, program, conn, payload),
+                       start=direct, prepare=prepared).run()
     return 0
 

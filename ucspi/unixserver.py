@@ -192,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-           lambda conn: handle(o, path, program, server_pid, conn), on_term=remove_socket).run()
+           lambda conn, _: handle(o, path, program, server_pid, conn), on_term=remove_socket).run()
     return 0

@@ -166,15 +166,20 @@ def preload(argv0: str, env=None) -> str | None:
     return module
 
 
+_UNRESOLVED = object()
+
+
 def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
-                 program: str | None = None, changes: dict | None = None) -> NoReturn:
+                 program: str | None = None, changes: dict | None = None,
+                 resolved=_UNRESOLVED) -> NoReturn:
     """Replace this process by argv, as execvp does; ours run in this process.
 
     The environment is env, or (env None) this process's environment with changes, a
     dict of variables to set (str) or remove (None), applied in place as C's env_put
     does: a variable set keeps its place, a new one goes last. Giving changes rather
     than a whole env spares a warm start copying and comparing the environment.
-    program is the file to run when it differs from argv[0] (argv0's case).
+    program is the file to run when it differs from argv[0] (argv0's case). With
+    changes, resolved may give what resolve_changed() said of program in a parent.
     Raises OSError when it cannot be run (the caller reports it as the C tool would).
     """
     program = argv[0] if program is None else program
@@ -191,16 +196,25 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     changes = dict(changes or {})
     if _LOCALE_COERCED and "LC_CTYPE" not in changes:
         changes["LC_CTYPE"] = None
-    view = _ChangedEnviron(changes)
-    path = find_program(program, view) if enabled(view) else None
-    module = identify(path) if path else None
-    if module:
-        changes.update(_identity_cache[path][2])
+    if resolved is _UNRESOLVED:
+        resolved = resolve_changed(program, changes)
+    if resolved:
+        module, pinned_variables = resolved
+        changes.update(pinned_variables)
         if not any(not key or "=" in key for key in changes) and _getenv("") is None:
             _run_in_process(module, argv, None, keep_fds, changes)
     env = environ()
     _apply(env, changes)
     exec_external(argv, env, program)
+
+
+def resolve_changed(program: str, changes: dict) -> tuple[str, dict] | None:
+    """(module, variables its launcher pins) when program, started with this process's
+    environment and changes, is one of ours to warm-start; None when it is to be exec'd."""
+    view = _ChangedEnviron(changes)
+    path = find_program(program, view) if enabled(view) else None
+    module = identify(path) if path else None
+    return (module, dict(_identity_cache[path][2])) if module else None
 
 
 class _ChangedEnviron:
@@ -615,7 +629,7 @@ def _change_environment(changes: dict) -> None:
     data = _ENV_DATA
     for key, value in changes.items():
         if value is None:
-            if key in os.environ:
+            if _getenv(key) is not None:
                 _env_drop(key)
         elif data is None or data.get(key.encode(_FS_ENCODING, "surrogateescape")) != \
                 value.encode(_FS_ENCODING, "surrogateescape"):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 _REPORT = struct.Struct("=ii")
 FORK_FAILED = (0, 0)
+MAX_PAYLOAD = 65535  # what the server worked out for a child, carried with its connection
 
 
 class Zygote:
@@ -45,10 +46,11 @@ class Zygote:
         self.sock = sock
         self.outstanding = 0  # connections handed over whose end has not been reported
 
-    def hand_over(self, conn: socket.socket) -> bool:
-        """Give conn to the helper; False when the helper is gone."""
+    def hand_over(self, conn: socket.socket, payload: bytes = b"") -> bool:
+        """Give conn (and payload, for the child's handle) to the helper; False when the
+        helper is gone."""
         try:
-            socket.send_fds(self.sock, [b"c"], [conn.fileno()])
+            socket.send_fds(self.sock, [b"c" + payload], [conn.fileno()])
         except OSError:
             return False
         self.outstanding += 1
@@ -71,7 +73,7 @@ class Zygote:
 
 
 def start(prog: str, listener: socket.socket,
-          handle: Callable[[socket.socket], NoReturn]) -> Zygote | None:
+          handle: Callable[[socket.socket, bytes], NoReturn]) -> Zygote | None:
     """Fork the helper; None when it cannot be started (the server forks itself then)."""
     try:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -134,7 +136,7 @@ def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
             sock.send(pack(pid, status))
         if sock in ready:
             try:
-                _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+                message, fds, _, _ = socket.recv_fds(sock, MAX_PAYLOAD + 1, 1)
             except InterruptedError:
                 continue
             except OSError:
@@ -151,14 +153,14 @@ def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
                 sock.send(pack(*FORK_FAILED))
                 continue
             if pid == 0:
-                child(fd, (sock.fileno(), wake_r, wake_w), handle)
+                child(fd, (sock.fileno(), wake_r, wake_w), handle, message[1:])
             os.close(fd)
             children += 1
 
 
-def child(fd: int, helper_fds: tuple[int, ...], handle) -> NoReturn:
+def child(fd: int, helper_fds: tuple[int, ...], handle, payload: bytes) -> NoReturn:
     """A connection's child (fd is its connection): the forking process's signal set-up
-    undone and its own descriptors (helper_fds) closed, then handle(conn)."""
+    undone and its own descriptors (helper_fds) closed, then handle(conn, payload)."""
     try:
         signal.set_wakeup_fd(-1)
         _signal.signal(signal.SIGCHLD, warmstart.default_disposition(signal.SIGCHLD))
@@ -166,7 +168,7 @@ def child(fd: int, helper_fds: tuple[int, ...], handle) -> NoReturn:
             os.close(helper_fd)
         conn = socket.socket(fileno=fd)
         conn.setblocking(True)
-        handle(conn)
+        handle(conn, payload)
     except SystemExit as stop:
         os._exit(stop.code if isinstance(stop.code, int) else 111)
     except KeyboardInterrupt:
