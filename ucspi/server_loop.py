@@ -25,7 +25,6 @@ import os
 import select
 import signal
 import socket
-import sys
 
 # typing and traceback (2 MiB with what they import) stay out of the forking parent:
 # every page it holds is a page each fork copies the tables of.
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
-from ucspi import exitcodes, self_pipe, zygote
+from ucspi import exitcodes, self_pipe, warmstart, zygote
 
 
 class Server:
@@ -141,11 +140,7 @@ class Server:
         if self.zygote and self.zygote.hand_over(conn, payload):
             conn.close()
             return
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        warmstart.flush_std()
         try:
             pid = os.fork()
         except OSError as err:

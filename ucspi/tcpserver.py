@@ -321,6 +321,12 @@ def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) 
     except RulesTrouble as trouble:
         server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", trouble.__cause__)
     log_verdict(o, pid, c, local_host, remote_host, info, deny)
+    start_program(o, program, conn, deny, c.exec_changes())
+
+
+def start_program(o: Options, program: list[str], conn: socket.socket, deny: bool,
+                  changes: dict, resolved=warmstart.UNRESOLVED) -> NoReturn:
+    """The end of a child: exit 100 when denied, else conn as fds 0 and 1 and program."""
     if deny:
         raise SystemExit(100)
     try:
@@ -328,7 +334,7 @@ def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) 
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
-        warmstart.exec_program(program, changes=c.exec_changes())
+        warmstart.exec_program(program, changes=changes, resolved=resolved)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 
@@ -358,16 +364,7 @@ def run_prepared(o: Options, program: list[str], conn: socket.socket, payload: b
         pid = os.getpid()
         exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
         say_verdict(pid, deny, o.local_name, local_ip, local_port, None, remote_ip, None, remote_port)
-    if deny:
-        raise SystemExit(100)
-    try:
-        server_loop.attach_stdio(conn)
-    except OSError as err:
-        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
-    try:
-        warmstart.exec_program(program, changes=changes, resolved=resolved)
-    except OSError as err:
-        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+    start_program(o, program, conn, deny, changes, resolved)
 
 
 def start_directly(o: Options, program: list[str], conn: socket.socket) -> int | None:

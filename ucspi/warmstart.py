@@ -166,12 +166,12 @@ def preload(argv0: str, env=None) -> str | None:
     return module
 
 
-_UNRESOLVED = object()
+UNRESOLVED = object()  # exec_program's resolved: not worked out beforehand
 
 
 def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
                  program: str | None = None, changes: dict | None = None,
-                 resolved=_UNRESOLVED) -> NoReturn:
+                 resolved=UNRESOLVED) -> NoReturn:
     """Replace this process by argv, as execvp does; ours run in this process.
 
     The environment is env, or (env None) this process's environment with changes, a
@@ -196,7 +196,7 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     changes = dict(changes or {})
     if _LOCALE_COERCED and "LC_CTYPE" not in changes:
         changes["LC_CTYPE"] = None
-    if resolved is _UNRESOLVED:
+    if resolved is UNRESOLVED:
         resolved = resolve_changed(program, changes)
     if resolved:
         module, pinned_variables = resolved
@@ -252,7 +252,7 @@ def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
     Returns the child's pid. A child that cannot run argv exits `unrunnable` (111, as
     the C tools' children do; qmail.c's child exits 120 without a word: say_why=False).
     """
-    _flush_std()
+    flush_std()
     pid = os.fork()
     if pid:
         return pid
@@ -274,7 +274,8 @@ def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
     os._exit(unrunnable)
 
 
-def _flush_std() -> None:
+def flush_std() -> None:
+    """Flush sys.stdout and sys.stderr, as a process about to fork or exec must."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -643,7 +644,7 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     """Become argv's program in this process (its environment env, or this one with
     changes); never returns."""
     module = sys.modules.get(module_name) or importlib.import_module(module_name)
-    _flush_std()
+    flush_std()
     global _signals_ready
     if _signals_ready:
         _signals_ready = False

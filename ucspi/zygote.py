@@ -24,7 +24,6 @@ import _signal
 import signal
 import socket
 import struct
-import sys
 
 from ucspi import exitcodes, self_pipe, warmstart
 
@@ -79,7 +78,7 @@ def start(prog: str, listener: socket.socket,
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     except OSError:
         return None
-    _flush_std()
+    warmstart.flush_std()
     try:
         pid = os.fork()
     except OSError:
@@ -97,14 +96,6 @@ def start(prog: str, listener: socket.socket,
     theirs.close()
     ours.setblocking(False)
     return Zygote(pid, ours)
-
-
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
@@ -144,7 +135,7 @@ def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
             if not fds:
                 os._exit(0)  # the server is gone; the children run on
             fd = fds[0]
-            _flush_std()
+            warmstart.flush_std()
             try:
                 pid = os.fork()
             except OSError as err:
