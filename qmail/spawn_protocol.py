@@ -42,6 +42,7 @@ Requests carry bytes, as qmail's are: addresses need not be valid UTF-8.
 """
 
 import errno
+import marshal
 import os
 import select
 import signal
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from qmail import install_root
-from ucspi import self_pipe
+from ucspi import self_pipe, zygote
 
 AUTO_SPAWN = 120  # conf-spawn
 _MESSID_MAX = 100
@@ -279,7 +280,7 @@ def _run_child(child, request: Request, fdmess: int, fdout: int) -> None:
 
 
 class _Delivery:
-    def __init__(self, pid: int, fdin: int, fdout: int):
+    def __init__(self, pid: int | None, fdin: int, fdout: int):
         self.pid = pid
         self.fdin = fdin
         self.fdout = fdout  # kept open until the child is reaped: EOF means dead
@@ -316,6 +317,9 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
     except OSError:
         return 111
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # The fork helper first: it must not inherit the handler and wake-up pipe below.
+    helper = zygote.start(os.path.basename(sys.argv[0]), [infd, outfd],
+                          lambda fds, payload: _run_child(child, Request(*marshal.loads(payload)), *fds))
     signal.signal(signal.SIGCHLD, lambda *_: None)
     wake_r, wake_w = self_pipe.open_wakeup()
     out = _Writer(outfd)
@@ -328,13 +332,26 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
             watch = [wake_r] + [d.fdin for d in slots.values()]
             if reading:
                 watch.append(infd)
+            if helper:
+                watch.append(helper.sock)
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
                 continue
             if wake_r in ready:
                 self_pipe.drain(wake_r)
-            _reap(slots)
+            if helper and helper.sock in ready:
+                for delnum, pid, wstat in helper.reports():
+                    _ended(slots, delnum, pid, wstat, out)
+            if _reap(slots, helper):
+                helper = None
+                # Deliveries the helper took with it: its orphans may hold their pipes
+                # open for long, so their reports go now.
+                for delnum, d in list(slots.items()):
+                    if d.pid is None:
+                        out.send(encode_report(delnum, report(d.wstat, bytes(d.output))))
+                        os.close(d.fdin)
+                        del slots[delnum]
             if reading and infd in ready:
                 try:
                     data = os.read(infd, 1024)
@@ -346,7 +363,7 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
                     reading = False
                 elif data:
                     for request in reader.feed(data):
-                        _start(request, slots, limit, owner, child, out)
+                        _start(request, slots, limit, owner, child, out, helper)
             for delnum, d in list(slots.items()):
                 if d.fdin not in ready:
                     continue
@@ -374,16 +391,30 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
     return 0
 
 
-def _reap(slots: dict[int, "_Delivery"]) -> None:
+def _reap(slots: dict[int, "_Delivery"], helper: "zygote.Zygote | None" = None) -> bool:
+    """Collect ended children; True when the fork helper was among them."""
+    helper_died = False
     while True:
         try:
             pid, wstat = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return helper_died
         except InterruptedError:
             continue
         if pid == 0:
-            return
+            return helper_died
+        if helper and pid == helper.pid:
+            # What it reported counts; deliveries it had not reported are lost to us
+            # (they may still run): reported as crashed, qmail-send tries them again.
+            helper_died = True
+            for delnum, child, status in helper.reports():
+                _ended(slots, delnum, child, status, None)
+            for d in slots.values():
+                if d.pid is None and d.wstat is None:
+                    d.wstat = signal.SIGKILL
+                    os.close(d.fdout)
+                    d.fdout = -1
+            continue
         for d in slots.values():
             if d.pid == pid and d.wstat is None:
                 d.wstat = wstat
@@ -391,7 +422,26 @@ def _reap(slots: dict[int, "_Delivery"]) -> None:
                 d.fdout = -1
 
 
-def _start(request: Request, slots: dict, limit: int, owner: int, child, out: _Writer) -> None:
+def _ended(slots: dict[int, "_Delivery"], delnum: int, pid: int, wstat: int, out) -> None:
+    """The fork helper's report on delivery delnum (pid 0: it could not fork)."""
+    d = slots.get(delnum)
+    if d is None or d.wstat is not None:
+        return
+    if pid == 0:
+        if out is not None:
+            out.send(encode_report(delnum, b"Zqmail-spawn unable to fork. (#4.3.0)\n"))
+        for fd in (d.fdin, d.fdout):
+            os.close(fd)
+        del slots[delnum]
+        return
+    d.pid = pid
+    d.wstat = wstat
+    os.close(d.fdout)
+    d.fdout = -1
+
+
+def _start(request: Request, slots: dict, limit: int, owner: int, child, out: _Writer,
+           helper: "zygote.Zygote | None" = None) -> None:
     refusal = check(request, request.delnum in slots, limit)
     fdmess = None
     if refusal is None:
@@ -404,6 +454,13 @@ def _start(request: Request, slots: dict, limit: int, owner: int, child, out: _W
     except OSError:
         os.close(fdmess)
         out.send(encode_report(request.delnum, b"Zqmail-spawn unable to create pipe. (#4.3.0)\n"))
+        return
+    if helper and helper.hand_over([fdmess, fdout], marshal.dumps(
+            (request.delnum, request.messid, request.sender, request.recip)), request.delnum):
+        os.close(fdmess)
+        os.set_inheritable(fdin, False)
+        os.set_inheritable(fdout, False)
+        slots[request.delnum] = _Delivery(None, fdin, fdout)
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -24,6 +24,12 @@ def child(req):
     if box == b"long":
         os.write(1, b"x" * 5000)
         return 100
+    if box == b"parent":
+        with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+            os.write(1, b"%d %s\\n" % (os.getppid(), f.read().rstrip(b"\\0")))
+        return 0
+    if box == b"block":
+        time.sleep(30)
     os.write(1, b"got %d bytes from <%s> for %s\\n" % (len(data), req.sender, req.recip))
     if box == b"crash":
         os.kill(os.getpid(), 9)
@@ -226,6 +232,40 @@ def test_server_finishes_deliveries_after_input_ends(tmp_path):
     assert _read_reports(proc, 1)[0][1].startswith(b"K")
     assert proc.wait() == 0
     proc.send_signal(signal.SIGTERM)
+
+
+def test_deliveries_are_forked_by_the_servers_fork_helper(tmp_path):
+    _tree(tmp_path)
+    proc = _start(tmp_path)
+    _read_exact(proc, 1)
+    _send(proc, sp.encode_command(0, b"5/123", b"", b"parent@x"))
+    [(_, text)] = _read_reports(proc, 1)
+    helper, title = text[1:].split(b" ", 1)
+    assert title.strip().endswith(b": fork helper")
+    assert support.child_pids(proc.pid) == [int(helper)]
+    proc.popen.stdin.close()
+    assert proc.wait() == 0
+
+
+def test_deliveries_go_on_when_the_fork_helper_dies(tmp_path):
+    """A delivery the dead helper had started is reported as crashed (qmail-send tries
+    it again later); the server then forks deliveries itself."""
+    _tree(tmp_path)
+    proc = _start(tmp_path)
+    _read_exact(proc, 1)
+    support.wait_for(lambda: support.child_pids(proc.pid), what="fork helper")
+    [helper] = support.child_pids(proc.pid)
+    _send(proc, sp.encode_command(0, b"5/123", b"", b"block@x"))
+    support.wait_for(lambda: support.child_pids(helper), what="delivery under way")
+    [delivery] = support.child_pids(helper)
+    os.kill(helper, signal.SIGKILL)
+    assert _read_reports(proc, 1) == [(0, b"Zqmail-local crashed.\n")]
+    os.kill(delivery, signal.SIGKILL)  # orphaned: it would have run on, as qmail-local would
+    _send(proc, sp.encode_command(1, b"5/123", b"me@here", b"ok@there"))
+    assert _read_reports(proc, 1) == [(1, b"Kgot 18 bytes from <me@here> for ok@there\n")]
+    assert support.child_pids(proc.pid) == []  # forked and reaped by the server itself
+    proc.popen.stdin.close()
+    assert proc.wait() == 0
 
 
 @given(st.integers(0, 0xFFFF), st.binary(max_size=60))

@@ -54,6 +54,7 @@ class Server:
         self.start = start  # starts a child without forking us, or returns None
         self.prepare = prepare  # the child's payload, worked out here, or None
         self.zygote: zygote.Zygote | None = None
+        self.handed_over = 0  # tags the fork helper's reports carry
 
     def log(self, line: str) -> None:
         if self.verbose:
@@ -74,9 +75,9 @@ class Server:
             if self.zygote and pid == self.zygote.pid:
                 # The helper died: what it reported counts; its other children are no
                 # longer ours to count or reap.
-                for child, status in self.zygote.reports():
+                for _, child, status in self.zygote.reports():
                     self._ended(child, status)
-                self.children -= self.zygote.outstanding
+                self.children -= len(self.zygote.outstanding)
                 self.zygote.sock.close()
                 self.zygote = None
                 self.status()
@@ -84,8 +85,9 @@ class Server:
             self._ended(pid, wstat)
 
     def _ended(self, pid: int, wstat: int) -> None:
+        """A child's end (pid 0: the fork helper could not fork it)."""
         self.children -= 1
-        if (pid, wstat) != zygote.FORK_FAILED:
+        if pid:
             self.log(f"end {pid} status {wstat}")
         self.status()
 
@@ -97,7 +99,8 @@ class Server:
     def run(self) -> NoReturn:
         """Accept and fork forever; SIGTERM exits 0."""
         # The helper first: it must not inherit the handlers and wake-up pipe below.
-        self.zygote = zygote.start(self.prog, self.listener, self.handle)
+        self.zygote = zygote.start(self.prog, [self.listener], self._run_child, socket_stdio=True,
+                                   fork_warning="dropping connection, unable to fork")
         wake_r, _ = self_pipe.open_wakeup()
         # A Python-level handler is what makes the interpreter write to the wakeup pipe.
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
@@ -115,7 +118,7 @@ class Server:
             if wake_r in ready:
                 self_pipe.drain(wake_r)
             if self.zygote and self.zygote.sock in ready:
-                for pid, wstat in self.zygote.reports():
+                for _, pid, wstat in self.zygote.reports():
                     self._ended(pid, wstat)
             self._reap()
             if self.listener in ready and self.children < self.limit:
@@ -137,7 +140,8 @@ class Server:
         payload = self.prepare(conn) if self.prepare is not None else None
         if payload is None or len(payload) > zygote.MAX_PAYLOAD:
             payload = b""
-        if self.zygote and self.zygote.hand_over(conn, payload):
+        self.handed_over = (self.handed_over + 1) & 0x7FFFFFFF
+        if self.zygote and self.zygote.hand_over([conn.fileno()], payload, self.handed_over):
             conn.close()
             return
         warmstart.flush_std()
@@ -159,8 +163,13 @@ class Server:
                     self.zygote.sock.close()
             except BaseException:
                 os._exit(111)
-            zygote.child(conn.detach(), (), self.handle, payload)
+            zygote.child([conn.detach()], (), self._run_child, payload)
         conn.close()
+
+    def _run_child(self, fds: list[int], payload: bytes) -> NoReturn:
+        conn = socket.socket(fileno=fds[0])
+        conn.setblocking(True)
+        self.handle(conn, payload)
 
 
 def drop(prog: str, verbosity: int, msg: str, err: BaseException) -> NoReturn:

@@ -1,4 +1,5 @@
-"""The fork helper of tcpserver and unixserver: a quiet process that forks the children.
+"""The fork helper of tcpserver, unixserver and the spawn protocol (qmail-lspawn,
+qmail-rspawn): a quiet process that forks their children.
 
 A Python parent that forks pays twice for it: the kernel copies its page tables, and
 every page the parent then writes while a child still shares it (each reference count
@@ -8,9 +9,10 @@ after the program's module is loaded and privileges are dropped; the server hand
 accepted connection over a socketpair (SCM_RIGHTS) and goes on accepting, while the
 helper, whose loop touches almost nothing, forks the connection's child.
 
-Helper to server: one 8-byte message per connection, (pid, wait status) when its child
-has ended, or (0, 0) when it could not fork (it has said why). The server counts and
-logs as if the children were its own: the -v lines and the -c limit are unchanged.
+Caller to helper: a tag, the child's payload and its descriptors (SCM_RIGHTS). Helper to
+caller: (tag, pid, wait status) when the child has ended, pid 0 when it could not fork
+(it has said why). The server counts and logs as if the children were its own: the -v
+lines and the -c limit are unchanged.
 The children are the helper's, so their parent pid is the helper's; when the server
 exits (SIGTERM) the helper sees the end of the socketpair and exits, and the children
 run on, as a C tcpserver's do.
@@ -32,32 +34,34 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import NoReturn
 
-_REPORT = struct.Struct("=ii")
-FORK_FAILED = (0, 0)
-MAX_PAYLOAD = 65535  # what the server worked out for a child, carried with its connection
+_REPORT = struct.Struct("=iii")  # tag, pid (0: could not fork), wait status
+_TAG = struct.Struct("=i")
+MAX_PAYLOAD = 65535  # what the caller worked out for a child, carried with its descriptors
+MAX_FDS = 8
 
 
 class Zygote:
-    """The server's end: hand connections over, collect the children's ends."""
+    """The forking process's end: hand children's work over, collect their ends."""
 
     def __init__(self, pid: int, sock: socket.socket):
         self.pid = pid
         self.sock = sock
-        self.outstanding = 0  # connections handed over whose end has not been reported
+        self.outstanding: set[int] = set()  # tags handed over whose end is not reported
 
-    def hand_over(self, conn: socket.socket, payload: bytes = b"") -> bool:
-        """Give conn (and payload, for the child's handle) to the helper; False when the
+    def hand_over(self, fds: list[int], payload: bytes = b"", tag: int = 0) -> bool:
+        """Have the helper fork a child that gets copies of fds and payload (the helper's
+        copies are closed once it has forked); tag names it in the report. False when the
         helper is gone."""
         try:
-            socket.send_fds(self.sock, [b"c" + payload], [conn.fileno()])
+            socket.send_fds(self.sock, [_TAG.pack(tag) + payload], fds)
         except OSError:
             return False
-        self.outstanding += 1
+        self.outstanding.add(tag)
         return True
 
-    def reports(self) -> Iterator[tuple[int, int]]:
-        """(pid, wait status) of each child that ended, FORK_FAILED for a connection
-        dropped; stops when no report is waiting."""
+    def reports(self) -> Iterator[tuple[int, int, int]]:
+        """(tag, pid, wait status) of each child that ended, pid 0 when the helper could
+        not fork it (it has said why); stops when no report is waiting."""
         while True:
             try:
                 data = self.sock.recv(_REPORT.size)
@@ -67,13 +71,18 @@ class Zygote:
                 data = b""
             if len(data) != _REPORT.size:
                 return
-            self.outstanding -= 1
-            yield _REPORT.unpack(data)
+            tag, pid, wstat = _REPORT.unpack(data)
+            self.outstanding.discard(tag)
+            yield tag, pid, wstat
 
 
-def start(prog: str, listener: socket.socket,
-          handle: Callable[[socket.socket, bytes], NoReturn]) -> Zygote | None:
-    """Fork the helper; None when it cannot be started (the server forks itself then)."""
+def start(prog: str, close: list, run: Callable[[list[int], bytes], NoReturn],
+          socket_stdio: bool = False, fork_warning: str | None = None) -> Zygote | None:
+    """Fork the helper, which lets go of what close lists (sockets or descriptors the
+    children must not hold) and runs run(fds, payload) in each child it forks.
+    socket_stdio: the children's fds 0 and 1 will be a socket (make their stdio streams
+    in advance). fork_warning: what to say (PROG: warning: TEXT: reason) when a fork
+    fails. None when it cannot be started (the caller forks itself then)."""
     try:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     except OSError:
@@ -88,8 +97,9 @@ def start(prog: str, listener: socket.socket,
     if pid == 0:
         try:
             ours.close()
-            listener.close()
-            _serve(prog, theirs, handle)
+            for item in close:
+                _let_go(item)
+            _serve(prog, theirs, run, socket_stdio, fork_warning)
         except BaseException:
             pass
         os._exit(0)
@@ -98,17 +108,31 @@ def start(prog: str, listener: socket.socket,
     return Zygote(pid, ours)
 
 
-def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
-    """The helper's loop: fork a child per connection received, report each end."""
-    warmstart.set_title(f"{prog}: fork helper")  # ps and pgrep tell it from the server
+def _let_go(item) -> None:
+    """Close a socket or descriptor the helper must not hold; 0, 1 and 2 are pointed at
+    /dev/null instead, so that descriptors it receives never take their numbers."""
+    if hasattr(item, "close"):
+        item.close()
+    elif item > 2:
+        os.close(item)
+    else:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, item)
+        os.close(null)
+
+
+def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning) -> NoReturn:
+    """The helper's loop: fork a child per request received, report each end."""
+    warmstart.set_title(f"{prog}: fork helper")  # ps and pgrep tell it from its parent
     # What warm children need is done here once: a fresh interpreter's signal
-    # dispositions (SIGTERM default too) and their stdio streams.
+    # dispositions (SIGTERM default too) and, for socket children, their stdio streams.
     warmstart.prepare_signals()
-    warmstart.prepare_socket_stdio()
+    if socket_stdio:
+        warmstart.prepare_socket_stdio()
     wake_r, wake_w = self_pipe.open_wakeup()
     signal.signal(signal.SIGCHLD, lambda sig, frame: None)
     waitpid, WNOHANG, pack = os.waitpid, os.WNOHANG, _REPORT.pack
-    children = 0
+    children: dict[int, int] = {}  # pid -> tag
     while True:
         try:
             ready, _, _ = select.select([sock, wake_r], [], [])
@@ -123,43 +147,43 @@ def _serve(prog: str, sock: socket.socket, handle) -> NoReturn:
                 break
             if pid == 0:
                 break
-            children -= 1
-            sock.send(pack(pid, status))
+            sock.send(pack(children.pop(pid, 0), pid, status))
         if sock in ready:
             try:
-                message, fds, _, _ = socket.recv_fds(sock, MAX_PAYLOAD + 1, 1)
+                message, fds, _, _ = socket.recv_fds(sock, _TAG.size + MAX_PAYLOAD, MAX_FDS)
             except InterruptedError:
                 continue
             except OSError:
-                fds = None
-            if not fds:
-                os._exit(0)  # the server is gone; the children run on
-            fd = fds[0]
+                message = b""
+            if len(message) < _TAG.size:
+                os._exit(0)  # the caller is gone; the children run on
+            tag = _TAG.unpack_from(message)[0]
             warmstart.flush_std()
             try:
                 pid = os.fork()
             except OSError as err:
-                os.close(fd)
-                exitcodes.warn_sys(prog, "dropping connection, unable to fork", err)
-                sock.send(pack(*FORK_FAILED))
+                for fd in fds:
+                    os.close(fd)
+                if fork_warning:
+                    exitcodes.warn_sys(prog, fork_warning, err)
+                sock.send(pack(tag, 0, 0))
                 continue
             if pid == 0:
-                child(fd, (sock.fileno(), wake_r, wake_w), handle, message[1:])
-            os.close(fd)
-            children += 1
+                child(fds, (sock.fileno(), wake_r, wake_w), run, message[_TAG.size:])
+            for fd in fds:
+                os.close(fd)
+            children[pid] = tag
 
 
-def child(fd: int, helper_fds: tuple[int, ...], handle, payload: bytes) -> NoReturn:
-    """A connection's child (fd is its connection): the forking process's signal set-up
-    undone and its own descriptors (helper_fds) closed, then handle(conn, payload)."""
+def child(fds: list[int], helper_fds: tuple[int, ...], run, payload: bytes) -> NoReturn:
+    """A child (fds its descriptors): the forking process's signal set-up undone and its
+    own descriptors (helper_fds) closed, then run(fds, payload)."""
     try:
         signal.set_wakeup_fd(-1)
         _signal.signal(signal.SIGCHLD, warmstart.default_disposition(signal.SIGCHLD))
         for helper_fd in helper_fds:
             os.close(helper_fd)
-        conn = socket.socket(fileno=fd)
-        conn.setblocking(True)
-        handle(conn, payload)
+        run(fds, payload)
     except SystemExit as stop:
         os._exit(stop.code if isinstance(stop.code, int) else 111)
     except KeyboardInterrupt:
