@@ -210,16 +210,6 @@ class Connection:
         # a rule such as `:allow,=x` names no variable an exec can pass
         return {name: value for name, value in self.changes.items() if name and "=" not in name}
 
-    def apply(self) -> dict:
-        """The program's whole environment."""
-        env = warmstart.environ()
-        for name, value in self.exec_changes().items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        return env
-
 
 def lookup_name(ip: str, paranoid: bool) -> str | None:
     from ucspi import dns_lookup
@@ -381,10 +371,12 @@ def start_directly(o: Options, program: list[str], conn: socket.socket) -> int |
             return None
     except RulesTrouble:
         return None
-    env = c.apply()
-    path = warmstart.find_program(program[0], env)
-    if path is None or warmstart.resolve(program[0], env):
-        return None
+    changes = c.exec_changes()
+    view = warmstart.ChangedEnviron(changes)
+    path = warmstart.find_program(program[0], view)
+    if path is None or (warmstart.enabled(view) and warmstart.identify(path)):
+        return None  # not found (the child says so as C's does), or ours
+    env = warmstart.environ_bytes(changes)
     set_socket_options(o, c)
     fd = conn.fileno()
     try:

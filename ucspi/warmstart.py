@@ -211,13 +211,13 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
 def resolve_changed(program: str, changes: dict) -> tuple[str, dict] | None:
     """(module, variables its launcher pins) when program, started with this process's
     environment and changes, is one of ours to warm-start; None when it is to be exec'd."""
-    view = _ChangedEnviron(changes)
+    view = ChangedEnviron(changes)
     path = find_program(program, view) if enabled(view) else None
     module = identify(path) if path else None
     return (module, dict(_identity_cache[path][2])) if module else None
 
 
-class _ChangedEnviron:
+class ChangedEnviron:
     """The look-ups exec_program makes (PATH, the switch) in os.environ with changes."""
 
     def __init__(self, changes: dict):
@@ -359,6 +359,26 @@ def _env_drop(key: str) -> None:
     raw_key = key.encode(_FS_ENCODING, "surrogateescape")
     os.unsetenv(raw_key)
     del _ENV_DATA[raw_key]
+
+
+def environ_bytes(changes: dict) -> dict:
+    """environ() with changes applied (str values set, None removed), as bytes: what
+    os.posix_spawn takes without encoding every variable again."""
+    if _ENV_DATA is None:
+        env = environ()
+        _apply(env, changes)
+        return env
+    env = dict(_ENV_DATA)
+    if _LOCALE_COERCED:
+        env.pop(b"LC_CTYPE", None)
+    enc = _FS_ENCODING
+    for key, value in changes.items():
+        raw_key = key.encode(enc, "surrogateescape")
+        if value is None:
+            env.pop(raw_key, None)
+        else:
+            env[raw_key] = value.encode(enc, "surrogateescape")
+    return env
 
 
 def environ() -> dict:
