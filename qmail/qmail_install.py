@@ -31,6 +31,7 @@ import grp
 import os
 import pwd
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -307,9 +308,16 @@ def _exists(lookup, name: str) -> bool:
         return False
 
 
+# groupadd and useradd live in the administrator's directories, which a root started
+# with a plain PATH (cron, a run script, sudo's secure_path aside) may not search.
+ADMIN_PATH = "/usr/sbin:/sbin"
+
+
 def _run(argv: list[str]) -> None:
+    search = os.pathsep.join(filter(None, (os.environ.get("PATH"), ADMIN_PATH)))
+    program = shutil.which(argv[0], path=search) or argv[0]
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        done = subprocess.run([program, *argv[1:]], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise Trouble(f"unable to run {argv[0]}: {exitcodes.error_str(err)}")
     if done.returncode != 0:

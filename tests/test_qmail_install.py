@@ -181,3 +181,32 @@ def test_boot_scripts_are_installed(tmp_path):
         path = os.path.join(root, "boot", name)
         assert os.access(path, os.X_OK), name
         assert open(path).read() == boot_scripts.script(name, root)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="creating qmail's users needs root")
+def test_root_install_creates_qmails_users_with_a_path_lacking_sbin(tmp_path):
+    """groupadd and useradd are found in /usr/sbin even when root's PATH lacks it (a run
+    script's or cron's PATH). A private mount namespace shows qmail-install a copy of /etc
+    without qmail's users and groups, so they are created afresh whatever this machine has."""
+    from qmail.qmail_install import GROUPS, USERS
+    etc = tmp_path / "etc"
+    support.run(["cp", "-a", "/etc", str(etc)], timeout=60).check_returncode()
+    names = {name for name, _, _ in USERS} | set(GROUPS)
+    for table in ("passwd", "group", "shadow", "gshadow"):
+        path = etc / table
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if line.split(":", 1)[0] not in names]
+            path.write_text("".join(kept))
+    root = tmp_path / "qmail"
+    done = support.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                        'mount --bind "$0" /etc && exec "$@"', str(etc),
+                        support.prog("qmail-install"), "--fqdn", "mx.example.org", str(root)],
+                       env=support.suite_env(PATH="/usr/bin:/bin"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    created = {line.split(":")[0]: line.split(":") for line in (etc / "passwd").read_text().splitlines()}
+    groups = {line.split(":")[0]: line.split(":")[2] for line in (etc / "group").read_text().splitlines()}
+    assert set(GROUPS) <= set(groups)
+    for user, group, home in USERS:
+        assert created[user][3] == groups[group]
+        assert created[user][5] == os.path.join(str(root), home)
