@@ -7,7 +7,7 @@ child per connection and logs, when verbose, the lines ucspi-tcp's tcpserver pri
     PROG: end PID status S      S is the raw wait status, as C prints it
 
 The child runs `handle(conn, payload)` (set the environment, check rules, exec the
-program); handle must not return: a return or an exception ends the child with 111. A
+program), or `run_prepared(fd, payload)` when given and there is a payload; neither may return: a return or an exception ends the child with 111. A
 server may also pass `start(conn)`, tried first in the parent: it starts the child itself
 (with posix_spawn, much cheaper than forking an interpreter) and returns its pid, or
 returns None to fall back to the forked child. Or `prepare(conn)`: work done in the
@@ -43,7 +43,8 @@ class Server:
                  handle: Callable[[socket.socket, bytes], NoReturn],
                  on_term: Callable[[], None] | None = None,
                  start: Callable[[socket.socket], int | None] | None = None,
-                 prepare: Callable[[socket.socket], bytes | None] | None = None):
+                 prepare: Callable[[socket.socket], bytes | None] | None = None,
+                 run_prepared: Callable[[int, bytes], NoReturn] | None = None):
         self.prog = prog
         self.listener = listener
         self.limit = limit
@@ -53,6 +54,7 @@ class Server:
         self.on_term = on_term  # run before exiting on SIGTERM (unixserver removes its socket)
         self.start = start  # starts a child without forking us, or returns None
         self.prepare = prepare  # the child's payload, worked out here, or None
+        self.run_prepared = run_prepared  # the child's part with a payload, given the fd
         self.zygote: zygote.Zygote | None = None
         self.handed_over = 0  # tags the fork helper's reports carry
 
@@ -167,6 +169,10 @@ class Server:
         conn.close()
 
     def _run_child(self, fds: list[int], payload: bytes) -> NoReturn:
+        if payload and self.run_prepared is not None:
+            # No socket object: the child only passes the descriptor on, and every
+            # object a warm child makes or touches costs it a copy-on-write page.
+            self.run_prepared(fds[0], payload)
         conn = socket.socket(fileno=fds[0])
         conn.setblocking(True)
         self.handle(conn, payload)
@@ -179,9 +185,9 @@ def drop(prog: str, verbosity: int, msg: str, err: BaseException) -> NoReturn:
     raise SystemExit(111)
 
 
-def attach_stdio(conn: socket.socket) -> None:
-    """The connection becomes descriptors 0 and 1 (and nothing else). Raises OSError."""
-    fd = conn.detach()
+def attach_stdio(fd: int) -> None:
+    """The connection's descriptor fd (a socket's detach()) becomes descriptors 0 and 1
+    (and nothing else). Raises OSError."""
     os.dup2(fd, 0)
     os.dup2(fd, 1)
     if fd > 1:

@@ -290,8 +290,6 @@ def say_verdict(pid: int, deny: bool, local_host, local_ip: str, local_port: int
 
 def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) -> None:
     """The child's work for one connection, ending in the program (or an exit)."""
-    if payload:
-        run_prepared(o, program, conn, payload)
     c = Connection(o, conn)
     pid = os.getpid()
     if o.verbosity >= 2:
@@ -311,16 +309,17 @@ def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) 
     except RulesTrouble as trouble:
         server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", trouble.__cause__)
     log_verdict(o, pid, c, local_host, remote_host, info, deny)
-    start_program(o, program, conn, deny, c.exec_changes())
+    start_program(o, program, conn.detach(), deny, c.exec_changes())
 
 
-def start_program(o: Options, program: list[str], conn: socket.socket, deny: bool,
+def start_program(o: Options, program: list[str], fd: int, deny: bool,
                   changes: dict, resolved=warmstart.UNRESOLVED) -> NoReturn:
-    """The end of a child: exit 100 when denied, else conn as fds 0 and 1 and program."""
+    """The end of a child: exit 100 when denied, else the connection's descriptor fd as
+    fds 0 and 1 and program."""
     if deny:
         raise SystemExit(100)
     try:
-        server_loop.attach_stdio(conn)
+        server_loop.attach_stdio(fd)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
@@ -347,14 +346,14 @@ def prepare_in_parent(o: Options, program: list[str], conn: socket.socket) -> by
                           c.remote_ip, c.remote_port))
 
 
-def run_prepared(o: Options, program: list[str], conn: socket.socket, payload: bytes) -> NoReturn:
+def run_prepared(o: Options, program: list[str], fd: int, payload: bytes) -> NoReturn:
     """The child's part after prepare_in_parent: the log lines, then the program."""
     deny, changes, resolved, local_ip, local_port, remote_ip, remote_port = marshal.loads(payload)
     if o.verbosity >= 2:
         pid = os.getpid()
         exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
         say_verdict(pid, deny, o.local_name, local_ip, local_port, None, remote_ip, None, remote_port)
-    start_program(o, program, conn, deny, changes, resolved)
+    start_program(o, program, fd, deny, changes, resolved)
 
 
 def start_directly(o: Options, program: list[str], conn: socket.socket) -> int | None:
@@ -430,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
                        lambda conn, payload: handle(o, program, conn, payload),
-                       start=direct, prepare=prepared).run()
+                       start=direct, prepare=prepared,
+                       run_prepared=lambda fd, payload: run_prepared(o, program, fd, payload)).run()
     return 0
 

@@ -163,7 +163,7 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
     if o.verbosity >= 2:
         exitcodes.say(f"{PROG}: ok {pid} {path} {peer.uid}:{peer.gid}:{peer.pid}")
     try:
-        server_loop.attach_stdio(conn)
+        server_loop.attach_stdio(conn.detach())
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:

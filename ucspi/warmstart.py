@@ -201,8 +201,7 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
     if resolved:
         module, pinned_variables = resolved
         changes.update(pinned_variables)
-        if not any(not key or "=" in key for key in changes) and _getenv("") is None:
-            _run_in_process(module, argv, None, keep_fds, changes)
+        _run_in_process(module, argv, None, keep_fds, changes)
     env = environ()
     _apply(env, changes)
     exec_external(argv, env, program)
@@ -210,11 +209,19 @@ def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
 
 def resolve_changed(program: str, changes: dict) -> tuple[str, dict] | None:
     """(module, variables its launcher pins) when program, started with this process's
-    environment and changes, is one of ours to warm-start; None when it is to be exec'd."""
+    environment and changes, is one of ours to warm-start; None when it is to be exec'd:
+    not ours, or an environment a running interpreter cannot take (a name that is empty
+    or holds =, which only exec passes on)."""
     view = ChangedEnviron(changes)
     path = find_program(program, view) if enabled(view) else None
     module = identify(path) if path else None
-    return (module, dict(_identity_cache[path][2])) if module else None
+    if not module:
+        return None
+    pinned_variables = dict(_identity_cache[path][2])
+    names = (*changes, *pinned_variables)
+    if any(not name or "=" in name for name in names) or _getenv("") is not None:
+        return None
+    return module, pinned_variables
 
 
 class ChangedEnviron:
@@ -435,7 +442,7 @@ def _reset_signals(python_defaults: bool) -> None:
             _setsignal(signal.SIGINT, signal.default_int_handler)
         _setsignal(signal.SIGPIPE, _IGN)
         _setsignal(signal.SIGXFSZ, _IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
 
 
 # A fork helper's dispositions are a fresh interpreter's but for what it undoes in each
@@ -457,23 +464,35 @@ def default_disposition(sig: int) -> int:
     return _IGN if sig in _INHERITED_IGNORED else _DFL
 
 
-def _close_other_fds(keep: set[int]) -> None:
-    """Close every descriptor but keep: nothing of the parent's leaks into the child.
+def _close_other_fds(keep_fds: tuple[int, ...]) -> None:
+    """Close every descriptor but 0, 1, 2 and keep_fds: nothing of the parent's leaks
+    into the child.
 
     os.closerange is one close_range(2) call per gap between kept descriptors (a
-    directory listing of /proc/self/fd costs ten times as much)."""
-    low = 0
-    for fd in sorted(keep) + [_fd_limit()]:
+    directory listing of /proc/self/fd costs ten times as much). The usual case, no
+    extra descriptor, is one call: a warm child pays a page for each object it touches."""
+    limit = _fd_limit()
+    if not keep_fds:
+        os.closerange(3, limit)
+        return
+    low = 3
+    for fd in sorted(set(keep_fds)):
         if fd > low:
             os.closerange(low, fd)
         low = max(low, fd + 1)
+    if limit > low:
+        os.closerange(low, limit)
+
+
+_SC_OPEN_MAX = os.sysconf_names.get("SC_OPEN_MAX")
 
 
 def _fd_limit() -> int:
-    """One past the highest descriptor number this process can hold."""
+    """One past the highest descriptor number this process can hold (asked each time:
+    softlimit may have changed it in this process)."""
     try:
-        return max(os.sysconf("SC_OPEN_MAX"), 1024)
-    except (OSError, ValueError):
+        return max(os.sysconf(_SC_OPEN_MAX), 1024)
+    except (OSError, ValueError, TypeError):
         return 65536
 
 
@@ -483,10 +502,13 @@ def _fresh_stdio(env) -> None:
     global _ready_stdio
     ready, _ready_stdio = _ready_stdio, None
     unbuffered = _unbuffered(env)
-    if ready is not None and ready[0] == (_stdio_kinds(), unbuffered):
-        streams = ready[1]
-    else:
-        streams = _new_stdio(unbuffered)
+    if ready is not None and ready == (_stdio_kinds(), unbuffered):
+        return  # a fork helper's child: the streams in place were made for just this
+    _install_stdio(_new_stdio(unbuffered))
+
+
+def _install_stdio(streams: tuple) -> None:
+    """streams become sys.stdin/stdout/stderr (and sys.__std*__)."""
     # The streams replaced stay referenced: freeing them would finalize (flush, close)
     # each of their three layers, a tenth of a warm child's time.
     _retired.append((sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__))
@@ -541,8 +563,9 @@ def _new_stdio(unbuffered: bool) -> tuple:
             stream(2, True, "backslashreplace"))
 
 
-# Streams a server's fork helper made in advance for its children, whose descriptors 0
-# and 1 will be their connection's socket: ((_stdio_kinds(), unbuffered), streams).
+# In a server's fork helper, whose children's descriptors 0 and 1 will be their
+# connection's socket: (_stdio_kinds(), unbuffered) of the sys.std* streams it made in
+# advance and put in place (its own use of them is only to warn on descriptor 2).
 _ready_stdio: tuple | None = None
 
 
@@ -563,9 +586,9 @@ def _stdio_kinds() -> tuple:
 
 def prepare_socket_stdio() -> None:
     """For a fork helper whose children get a socket as fds 0 and 1: make their
-    sys.stdin/stdout/stderr now, once (over a stand-in socket on fds 0 and 1), so each
-    warm child only installs them. A child whose descriptors or PYTHONUNBUFFERED turn
-    out different makes its own. This process's own sys.std* streams are left as they are."""
+    sys.stdin/stdout/stderr now, once (over a stand-in socket on fds 0 and 1), and put
+    them in place, so each warm child finds them there. A child whose descriptors or
+    PYTHONUNBUFFERED turn out different makes its own."""
     global _ready_stdio
     import socket
     stand_in, other = socket.socketpair()
@@ -574,7 +597,8 @@ def prepare_socket_stdio() -> None:
     stand_in.close()
     other.close()
     unbuffered = _unbuffered(None)
-    _ready_stdio = ((_stdio_kinds(), unbuffered), _new_stdio(unbuffered))
+    _install_stdio(_new_stdio(unbuffered))
+    _ready_stdio = (_stdio_kinds(), unbuffered)
 
 
 _setter = None
@@ -668,10 +692,10 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     global _signals_ready
     if _signals_ready:
         _signals_ready = False
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
     else:
         _reset_signals(python_defaults=True)
-    _close_other_fds({0, 1, 2, *keep_fds})
+    _close_other_fds(keep_fds)
     if env is None:
         _change_environment(changes)
         _fresh_stdio(None)

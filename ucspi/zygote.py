@@ -38,6 +38,13 @@ _REPORT = struct.Struct("=iii")  # tag, pid (0: could not fork), wait status
 _TAG = struct.Struct("=i")
 MAX_PAYLOAD = 65535  # what the caller worked out for a child, carried with its descriptors
 MAX_FDS = 8
+MAX_BATCH = 16  # requests forked in one round
+_FD = struct.Struct("=i")
+_FDS_SPACE = socket.CMSG_SPACE(MAX_FDS * _FD.size)
+# Plain ints, worked out once: a warm child that hashes an enum member runs enum.py's
+# __hash__, and each object it touches costs it a copy-on-write page.
+_SIGCHLD = int(signal.SIGCHLD)
+_SIGCHLD_DEFAULT = warmstart.default_disposition(_SIGCHLD)
 
 
 class Zygote:
@@ -132,6 +139,7 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
     wake_r, wake_w = self_pipe.open_wakeup()
     signal.signal(signal.SIGCHLD, lambda sig, frame: None)
     waitpid, WNOHANG, pack = os.waitpid, os.WNOHANG, _REPORT.pack
+    helper_fds = (sock.fileno(), wake_r, wake_w)
     children: dict[int, int] = {}  # pid -> tag
     while True:
         try:
@@ -149,40 +157,73 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
                 break
             sock.send(pack(children.pop(pid, 0), pid, status))
         if sock in ready:
-            try:
-                message, fds, _, _ = socket.recv_fds(sock, _TAG.size + MAX_PAYLOAD, MAX_FDS)
-            except InterruptedError:
-                continue
-            except OSError:
-                message = b""
-            if len(message) < _TAG.size:
-                os._exit(0)  # the caller is gone; the children run on
-            tag = _TAG.unpack_from(message)[0]
+            batch = _receive(sock)
+            # Each child closes what is not its own: this process's descriptors and the
+            # other requests' (a connection must end when its own child ends).
+            received = tuple(fd for _, fds, _ in batch for fd in fds)
+            plan = [(fds, helper_fds + tuple(fd for fd in received if fd not in fds), payload)
+                    for _, fds, payload in batch]
             warmstart.flush_std()
-            try:
-                pid = os.fork()
-            except OSError as err:
-                for fd in fds:
-                    os.close(fd)
+            # The forks in a row: after each fork, every page this process writes is
+            # copied (its child still shares it), so little is written between them.
+            forked = []
+            for fds, not_its_own, payload in plan:
+                try:
+                    pid = os.fork()
+                except OSError as err:
+                    pid = err
+                if pid == 0:
+                    child(fds, not_its_own, run, payload)
+                forked.append(pid)
+            for fd in received:
+                os.close(fd)
+            for (tag, _, _), pid in zip(batch, forked):
+                if isinstance(pid, int):
+                    children[pid] = tag
+                    continue
                 if fork_warning:
-                    exitcodes.warn_sys(prog, fork_warning, err)
+                    exitcodes.warn_sys(prog, fork_warning, pid)
                 sock.send(pack(tag, 0, 0))
-                continue
-            if pid == 0:
-                child(fds, (sock.fileno(), wake_r, wake_w), run, message[_TAG.size:])
+
+
+def _receive(sock: socket.socket) -> list:
+    """The requests waiting on sock, each (tag, fds, payload): at least one, as many as
+    are there (a busy server hands several over while the helper forks). Exits when the
+    caller is gone: the children run on."""
+    batch = []
+    flags = 0
+    while len(batch) < MAX_BATCH:
+        try:
+            message, ancillary, _, _ = sock.recvmsg(_TAG.size + MAX_PAYLOAD, _FDS_SPACE, flags)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            message, ancillary = b"", []
+        fds = []
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(_FD.unpack_from(data, i)[0]
+                           for i in range(0, len(data) - len(data) % _FD.size, _FD.size))
+        if len(message) < _TAG.size:
             for fd in fds:
                 os.close(fd)
-            children[pid] = tag
+            if batch:
+                break  # the end is seen again on the next round, once these are forked
+            os._exit(0)
+        batch.append((_TAG.unpack_from(message)[0], fds, message[_TAG.size:]))
+        flags = socket.MSG_DONTWAIT  # socket.recv_fds would not pass flags on
+    return batch
 
 
-def child(fds: list[int], helper_fds: tuple[int, ...], run, payload: bytes) -> NoReturn:
-    """A child (fds its descriptors): the forking process's signal set-up undone and its
-    own descriptors (helper_fds) closed, then run(fds, payload)."""
+def child(fds: list[int], not_its_own: tuple[int, ...], run, payload: bytes) -> NoReturn:
+    """A child (fds its descriptors): the forking process's signal set-up undone and the
+    descriptors not its own (the forking process's, other children's) closed, then
+    run(fds, payload)."""
     try:
         signal.set_wakeup_fd(-1)
-        _signal.signal(signal.SIGCHLD, warmstart.default_disposition(signal.SIGCHLD))
-        for helper_fd in helper_fds:
-            os.close(helper_fd)
+        _signal.signal(_SIGCHLD, _SIGCHLD_DEFAULT)
+        for fd in not_its_own:
+            os.close(fd)
         run(fds, payload)
     except SystemExit as stop:
         os._exit(stop.code if isinstance(stop.code, int) else 111)
