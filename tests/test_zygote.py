@@ -189,3 +189,35 @@ def test_parent_prepared_environment_equals_cs(tmp_path):
         envs.append({k: v for k, v in report["env"].items() if k not in ("TCPREMOTEPORT", "TCPLOCALPORT")})
     assert envs[0] == envs[1]
     assert envs[0]["GREETING"] == "hi" and envs[0]["TCPLOCALHOST"] == "rule"
+
+
+def test_children_forked_in_one_round_hold_only_their_own_connection():
+    """Connections waiting while the helper is busy are forked in a row; each child must
+    close the others' descriptors, or a connection would stay open until a sibling ends.
+    The banner keeps the work in the forked child, which then execs a C program (cat),
+    which would inherit whatever descriptor was left open."""
+    proc, port = start_tcpserver(["-v", "-B", "hi\n", "-RHl0"], ["/bin/cat"])
+    helper = helper_of(proc)
+    os.kill(helper, signal.SIGSTOP)
+    sockets = []
+    try:
+        for n in range(3):
+            sockets.append(support.connect(port))
+            proc.err.wait_line(f"status: {n + 1}/40")
+    finally:
+        os.kill(helper, signal.SIGCONT)
+    first, *others = sockets
+    oks = [proc.err.wait_line(" ok ") for _ in sockets]
+    children = {int(line.split()[2]) for line in oks}
+    assert {ppid_of(child) for child in children} == {helper}
+    first.sendall(b"one\n")
+    first.shutdown(1)
+    # cat ends at the end of its input; the client sees the end while the others run on
+    assert support.recv_all(first, timeout=10) == b"hi\none\n"
+    proc.err.wait_line(" end ")
+    for s in others:
+        s.sendall(b"two\n")
+        s.shutdown(1)
+        assert support.recv_all(s, timeout=10) == b"hi\ntwo\n"
+        s.close()
+    first.close()
