@@ -502,8 +502,11 @@ def _fresh_stdio(env) -> None:
     global _ready_stdio
     ready, _ready_stdio = _ready_stdio, None
     unbuffered = _unbuffered(env)
-    if ready is not None and ready == (_stdio_kinds(), unbuffered):
-        return  # a fork helper's child: the streams in place were made for just this
+    # A fork helper's child, its fds 0 and 1 the connection's socket as the helper was
+    # promised: the streams in place were made for this unless fd 2 or the variable
+    # differ (an fstat of 0 and 1 too would cost a warm child a tenth of its pages).
+    if ready is not None and ready == (_stdio_kinds((2,)), unbuffered):
+        return
     _install_stdio(_new_stdio(unbuffered))
 
 
@@ -564,17 +567,17 @@ def _new_stdio(unbuffered: bool) -> tuple:
 
 
 # In a server's fork helper, whose children's descriptors 0 and 1 will be their
-# connection's socket: (_stdio_kinds(), unbuffered) of the sys.std* streams it made in
-# advance and put in place (its own use of them is only to warn on descriptor 2).
+# connection's socket: (_stdio_kinds((2,)), unbuffered) of the sys.std* streams it made
+# in advance and put in place (its own use of them is only to warn on descriptor 2).
 _ready_stdio: tuple | None = None
 
 
-def _stdio_kinds() -> tuple:
-    """What a stream over fds 0, 1, 2 depends on: closed (None), a socket (a stream over
+def _stdio_kinds(fds: tuple[int, ...]) -> tuple:
+    """What a stream over each of fds depends on: closed (None), a socket (a stream over
     any socket buffers, seeks and reports a tty alike), else the open file itself."""
     import stat
     kinds = []
-    for fd in (0, 1, 2):
+    for fd in fds:
         try:
             st = os.fstat(fd)
         except OSError:
@@ -598,7 +601,7 @@ def prepare_socket_stdio() -> None:
     other.close()
     unbuffered = _unbuffered(None)
     _install_stdio(_new_stdio(unbuffered))
-    _ready_stdio = (_stdio_kinds(), unbuffered)
+    _ready_stdio = (_stdio_kinds((2,)), unbuffered)
 
 
 _setter = None
