@@ -23,9 +23,10 @@ run: venv
 	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."
 	exec $(BIN)/python -m qmail.run_demo var
 
-# Every benchmark prints our figures beside the C tools' (when installed), measured in the same run.
+# Every benchmark (bench/*, not the *.py modules they share) prints our figures beside the C tools' (when installed), measured in the same run.
 bench: venv
-	@for b in bench/*; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*; do case $$b in *.py|*/__pycache__) continue;; esac; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
