@@ -187,9 +187,9 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
 
 
 def _receive(sock: socket.socket) -> list:
-    """The requests waiting on sock, each (tag, fds, payload): at least one, as many as
-    are there (a busy server hands several over while the helper forks). Exits when the
-    caller is gone: the children run on."""
+    """The requests waiting on sock, each (tag, fds, payload): as many as are there (a
+    busy server hands several over while the helper forks), none when a signal came
+    first. Exits when the caller is gone: the children run on."""
     batch = []
     flags = 0
     while len(batch) < MAX_BATCH:
