@@ -445,17 +445,20 @@ def _reset_signals(python_defaults: bool) -> None:
     _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
 
 
-# A fork helper's dispositions are a fresh interpreter's but for what it undoes in each
-# child itself (its SIGCHLD handler and wake-up fd): the child's warm start skips the rest.
-_signals_ready = False
+# In a fork helper (and its children, until their first warm start): its descriptor
+# limit, its dispositions being a fresh interpreter's with nothing blocked but for what
+# it undoes in each child itself (its SIGCHLD handler and wake-up fd). None elsewhere.
+# A child's warm start skips what the helper did once: each object it touches costs it a
+# copy-on-write page.
+_helper_fd_limit: int | None = None
 
 
 def prepare_signals() -> None:
     """For a fork helper: set the dispositions a fresh interpreter has, once, for all its
     children; it must give each child SIGCHLD's default_disposition() and no wake-up fd."""
-    global _signals_ready
+    global _helper_fd_limit
     _reset_signals(python_defaults=True)
-    _signals_ready = True
+    _helper_fd_limit = _fd_limit()
 
 
 def default_disposition(sig: int) -> int:
@@ -464,14 +467,13 @@ def default_disposition(sig: int) -> int:
     return _IGN if sig in _INHERITED_IGNORED else _DFL
 
 
-def _close_other_fds(keep_fds: tuple[int, ...]) -> None:
-    """Close every descriptor but 0, 1, 2 and keep_fds: nothing of the parent's leaks
-    into the child.
+def _close_other_fds(keep_fds: tuple[int, ...], limit: int) -> None:
+    """Close every descriptor below limit but 0, 1, 2 and keep_fds: nothing of the
+    parent's leaks into the child.
 
     os.closerange is one close_range(2) call per gap between kept descriptors (a
     directory listing of /proc/self/fd costs ten times as much). The usual case, no
     extra descriptor, is one call: a warm child pays a page for each object it touches."""
-    limit = _fd_limit()
     if not keep_fds:
         os.closerange(3, limit)
         return
@@ -496,18 +498,17 @@ def _fd_limit() -> int:
         return 65536
 
 
-def _fresh_stdio(env) -> None:
+def _fresh_stdio(env, changes: dict | None = None) -> None:
     """sys.stdin/stdout/stderr as a new interpreter started with env (None: this
-    process's environment) would make them over fds 0, 1, 2."""
+    process's environment with changes) would make them over fds 0, 1, 2."""
     global _ready_stdio
-    ready, _ready_stdio = _ready_stdio, None
-    unbuffered = _unbuffered(env)
-    # A fork helper's child, its fds 0 and 1 the connection's socket as the helper was
-    # promised: the streams in place were made for this unless fd 2 or the variable
-    # differ (an fstat of 0 and 1 too would cost a warm child a tenth of its pages).
-    if ready is not None and ready == (_stdio_kinds((2,)), unbuffered):
+    ready, _ready_stdio = _ready_stdio, False
+    # A socket fork helper's child, its fds 0 and 1 the connection's socket and its fd 2
+    # the helper's, as the helper was promised: the streams in place were made for it,
+    # unless PYTHONUNBUFFERED changes.
+    if ready and env is None and not (changes and "PYTHONUNBUFFERED" in changes):
         return
-    _install_stdio(_new_stdio(unbuffered))
+    _install_stdio(_new_stdio(_unbuffered(env)))
 
 
 def _install_stdio(streams: tuple) -> None:
@@ -567,31 +568,17 @@ def _new_stdio(unbuffered: bool) -> tuple:
 
 
 # In a server's fork helper, whose children's descriptors 0 and 1 will be their
-# connection's socket: (_stdio_kinds((2,)), unbuffered) of the sys.std* streams it made
-# in advance and put in place (its own use of them is only to warn on descriptor 2).
-_ready_stdio: tuple | None = None
-
-
-def _stdio_kinds(fds: tuple[int, ...]) -> tuple:
-    """What a stream over each of fds depends on: closed (None), a socket (a stream over
-    any socket buffers, seeks and reports a tty alike), else the open file itself."""
-    import stat
-    kinds = []
-    for fd in fds:
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            kinds.append(None)
-            continue
-        kinds.append("socket" if stat.S_ISSOCK(st.st_mode) else (st.st_dev, st.st_ino, st.st_rdev))
-    return tuple(kinds)
+# connection's socket (and 2 its own): the sys.std* streams in place were made in
+# advance for its children (its own use of them is only to warn on descriptor 2).
+_ready_stdio = False
 
 
 def prepare_socket_stdio() -> None:
     """For a fork helper whose children get a socket as fds 0 and 1: make their
     sys.stdin/stdout/stderr now, once (over a stand-in socket on fds 0 and 1), and put
-    them in place, so each warm child finds them there. A child whose descriptors or
-    PYTHONUNBUFFERED turn out different makes its own."""
+    them in place, so each warm child finds them there. Its children must warm-start
+    with their connection as fds 0 and 1 and the helper's fd 2 (as server_loop's do);
+    one whose PYTHONUNBUFFERED is changed makes its own."""
     global _ready_stdio
     import socket
     stand_in, other = socket.socketpair()
@@ -599,9 +586,8 @@ def prepare_socket_stdio() -> None:
         os.dup2(stand_in.fileno(), fd)
     stand_in.close()
     other.close()
-    unbuffered = _unbuffered(None)
-    _install_stdio(_new_stdio(unbuffered))
-    _ready_stdio = (_stdio_kinds((2,)), unbuffered)
+    _install_stdio(_new_stdio(_unbuffered(None)))
+    _ready_stdio = True
 
 
 _setter = None
@@ -692,16 +678,15 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     changes); never returns."""
     module = sys.modules.get(module_name) or importlib.import_module(module_name)
     flush_std()
-    global _signals_ready
-    if _signals_ready:
-        _signals_ready = False
-        _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
-    else:
+    global _helper_fd_limit
+    limit, _helper_fd_limit = _helper_fd_limit, None
+    if limit is None:
         _reset_signals(python_defaults=True)
-    _close_other_fds(keep_fds)
+        limit = _fd_limit()
+    _close_other_fds(keep_fds, limit)
     if env is None:
         _change_environment(changes)
-        _fresh_stdio(None)
+        _fresh_stdio(None, changes)
     else:
         _fresh_stdio(env)
     set_title(" ".join(argv))
