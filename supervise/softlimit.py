@@ -19,6 +19,7 @@ import contextlib
 import errno
 import io
 import resource
+import signal
 import sys
 
 from supervise import pathexec
@@ -119,12 +120,23 @@ def _parse(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     opts, rest, complaint = _parse(argv)
+    # Without a child to run, the limits are read but not set: the outcome is C's usage
+    # line either way, and a limit as low as 0 cpu seconds (or one that wraps to 0) would
+    # let SIGXCPU kill this interpreter before it says so (C is gone before the next tick).
+    setting = bool(rest)
+    if setting:
+        # The kernel counts a cpu limit in nanoseconds: one of 2**55 seconds or more wraps
+        # to almost nothing, and SIGXCPU comes at its next tick. C is gone by then (into
+        # its child, which dies of it, or out with its error); this slower interpreter
+        # holds the signal until the child is started (exec or warm start unblock it, so
+        # the child dies of it as C's does) and exits with C's code if none can be.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGXCPU})
     for opt, arg in opts:
         try:
             wanted = parse_limit(arg)
         except ValueError:
             exitcodes.usage(PROG, USAGE)
-        for which in RESOURCES[opt]:
+        for which in RESOURCES[opt] if setting else ():
             _apply(which, wanted)
     if rest is None:
         if complaint:

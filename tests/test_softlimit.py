@@ -72,6 +72,29 @@ def test_bad_number_gives_the_usage_line_exit_100():
     assert outcome([ours("softlimit"), "-m", "x", "true"]) == (100, b"", USAGE)
 
 
+@pytest.mark.parametrize("cpu", ["0", "36893488147419103232"], ids=["zero", "wraps-to-zero"])
+def test_zero_cpu_seconds_without_a_child_is_the_usage_line_not_sigxcpu(cpu):
+    """C sets the limit and is gone before the kernel's next tick sends SIGXCPU; ours,
+    slower, must not be killed before its usage line (seen under hypothesis)."""
+    for _ in range(15):
+        assert outcome([ours("softlimit"), "-t", cpu]) == (100, b"", USAGE)
+
+
+def test_cpu_limit_wrapping_to_zero_still_reports_an_unrunnable_child_as_c():
+    """2**55 seconds is 0 nanoseconds to the kernel: C reports the missing child before
+    SIGXCPU comes; so must ours (seen under hypothesis)."""
+    args = ["-t", str(2 ** 55), "/nonexistent/prog"]
+    c = outcome([theirs("softlimit"), *args])
+    assert c[0] == 111
+    for _ in range(10):
+        assert outcome([ours("softlimit"), *args]) == c
+
+
+def test_cpu_limit_wrapping_to_zero_kills_the_child_with_sigxcpu_as_c():
+    args = ["-t", str(2 ** 55), "sh", "-c", "while :; do :; done"]
+    assert outcome([ours("softlimit"), *args]) == outcome([theirs("softlimit"), *args])
+
+
 numbers = st.one_of(st.just("="), st.integers(0, 2 ** 70).map(str),
                     st.text(alphabet="0123456789=x- +", max_size=5))
 safe_values = {

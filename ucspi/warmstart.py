@@ -248,8 +248,15 @@ def _apply(env: dict, changes: dict) -> None:
 def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
     """execve with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
     program = argv[0] if program is None else program
-    _reset_signals(python_defaults=False)
-    os.execve(locate(program, env), argv, env)
+    path = locate(program, env)
+    blocked = _reset_signals(python_defaults=False)
+    try:
+        os.execve(path, argv, env)
+    except OSError:
+        # the caller says why and exits: a signal it held back (softlimit's SIGXCPU)
+        # must not come first
+        _signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
 
 
 def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
@@ -416,10 +423,11 @@ _getsignal, _setsignal = _signal.getsignal, _signal.signal
 _DFL, _IGN = int(signal.SIG_DFL), int(signal.SIG_IGN)
 
 
-def _reset_signals(python_defaults: bool) -> None:
+def _reset_signals(python_defaults: bool) -> set:
     """Dispositions as exec leaves them: caught signals default, ignored ones ignored,
     nothing blocked. python_defaults adds what a starting interpreter sets up; without
-    it (we are about to exec) only what exec would keep needs undoing."""
+    it (we are about to exec) only what exec would keep needs undoing. Returns the
+    signals that were blocked."""
     if python_defaults:
         try:
             signal.set_wakeup_fd(-1)
@@ -442,7 +450,7 @@ def _reset_signals(python_defaults: bool) -> None:
             _setsignal(signal.SIGINT, signal.default_int_handler)
         _setsignal(signal.SIGPIPE, _IGN)
         _setsignal(signal.SIGXFSZ, _IGN)
-    _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
+    return _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
 
 
 # In a fork helper (and its children, until their first warm start): its descriptor
