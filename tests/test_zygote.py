@@ -36,7 +36,8 @@ def helper_of(proc) -> int:
     support.wait_for(lambda: support.child_pids(proc.pid), what="fork helper")
     kids = support.child_pids(proc.pid)
     assert len(kids) == 1, kids
-    assert title_of(kids[0]) == "tcpserver: fork helper"
+    # the helper names itself first thing, a moment after the fork
+    support.wait_for(lambda: title_of(kids[0]) == "tcpserver: fork helper", what="helper's title")
     return kids[0]
 
 

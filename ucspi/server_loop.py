@@ -7,7 +7,8 @@ child per connection and logs, when verbose, the lines ucspi-tcp's tcpserver pri
     PROG: end PID status S      S is the raw wait status, as C prints it
 
 The child runs `handle(conn, payload)` (set the environment, check rules, exec the
-program), or `run_prepared(fd, payload)` when given and there is a payload; neither may return: a return or an exception ends the child with 111. A
+program), or `run_prepared(fd, payload)` when given and there is a payload; neither may
+return: a return or an exception ends the child with 111. A
 server may also pass `start(conn)`, tried first in the parent: it starts the child itself
 (with posix_spawn, much cheaper than forking an interpreter) and returns its pid, or
 returns None to fall back to the forked child. Or `prepare(conn)`: work done in the

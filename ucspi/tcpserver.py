@@ -373,7 +373,7 @@ def start_directly(o: Options, program: list[str], conn: socket.socket) -> int |
     changes = c.exec_changes()
     view = warmstart.ChangedEnviron(changes)
     path = warmstart.find_program(program[0], view)
-    if path is None or (warmstart.enabled(view) and warmstart.identify(path)):
+    if path is None or warmstart.resolve(program[0], view):
         return None  # not found (the child says so as C's does), or ours
     env = warmstart.environ_bytes(changes)
     set_socket_options(o, c)
