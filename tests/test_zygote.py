@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests import support
+from tests.test_warmstart import GLIBC_INTERNAL
 from tests.ucspi_servers import exchange, start_tcpserver
 
 
@@ -222,3 +223,78 @@ def test_children_forked_in_one_round_hold_only_their_own_connection():
         assert support.recv_all(s, timeout=10) == b"hi\ntwo\n"
         s.close()
     first.close()
+
+
+def probe_env(report) -> dict:
+    """The environment a probe saw, what differs from run to run masked."""
+    return {k: "X" if k in ("TCPREMOTEPORT", "TCPLOCALPORT", "UCSPI_WARMSTART") else v
+            for k, v in report["env"].items()}
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", None])
+def test_short_path_child_sees_what_the_general_path_and_exec_give(tmp_path, locale):
+    """A helper's child whose work the server prepared (-H -R -l) takes warmstart's short
+    path; a banner keeps the work in the child, which takes the general path; and the
+    cold child is exec'd. Variables are set, changed (rules) and removed (-H, -R); all
+    three must agree.
+    With no locale set, tcpserver's Python puts LC_CTYPE into its environment (PEP 538)
+    and warm children leave it out, as a C program's children never get it (a cold
+    Python child coerces its own)."""
+    cdb = rules_cdb(tmp_path, ':allow,GREETING="hi",HOME="/rule/home",TCPLOCALHOST="rule",TZ="EST5"\n')
+    reports = {}
+    for label, args, warm in (("short", [], "1"), ("general", ["-B", "x"], "1"), ("cold", [], "0")):
+        env = support.suite_env(UCSPI_WARMSTART=warm, HOME="/home/x", TZ="UTC0", TCPREMOTEHOST="stale",
+                                TCPREMOTEINFO="stale", LANG=locale, LC_ALL=None, LC_CTYPE=None)
+        proc, port = start_tcpserver(["-RHl0", "-x", str(cdb), *args], [support.prog("ucspi-probe")],
+                                     env=env, cwd=tmp_path)
+        out = exchange(port)
+        proc.stop()
+        reports[label] = json.loads(out[1:] if args else out)
+    assert [reports[k]["warm"] for k in ("short", "general", "cold")] == [True, True, False]
+    env = probe_env(reports["short"])
+    assert env == probe_env(reports["general"])
+    cold = probe_env(reports["cold"])
+    assert "LC_CTYPE" not in env and ("LC_CTYPE" in cold) == (locale is None)
+    cold.pop("LC_CTYPE", None)
+    assert env == cold
+    assert env["GREETING"] == "hi" and env["HOME"] == "/rule/home" and env["TCPLOCALHOST"] == "rule"
+    assert "TCPREMOTEHOST" not in env and "TCPREMOTEINFO" not in env  # -H and -R remove them
+    for report in reports.values():
+        # glibc's posix_spawn (the cold child's) leaves its own signals 32 and 33 ignored
+        report["signals"] = {k: int(v, 16) & ~GLIBC_INTERNAL for k, v in report["signals"].items()}
+    assert reports["short"]["tz"] == [18000, "EST", "EST", "-0500"]  # the rule's TZ, time.tzset()
+    for key in ("argv", "fds", "signals", "stdio", "cwd", "umask", "limits", "ids", "tz"):
+        assert reports["short"][key] == reports["general"][key] == reports["cold"][key], key
+    # the kernel shows a cold script's interpreter first
+    assert reports["short"]["title"] == reports["general"]["title"] == support.prog("ucspi-probe")
+    assert reports["cold"]["title"].endswith(" " + support.prog("ucspi-probe"))
+
+
+def test_short_path_child_holds_only_0_1_2_even_of_what_the_server_inherited(tmp_path):
+    """A descriptor tcpserver inherited (not close-on-exec) is the helper's too; a warm
+    child must not hold it, on the short path as on the general one (a banner)."""
+    inherited_r, inherited_w = os.pipe()
+    os.set_inheritable(inherited_w, True)
+    try:
+        for args in ([], ["-B", "x"]):
+            proc = support.Proc([support.prog("tcpserver"), "-1", "-RHl0", *args, "127.0.0.1", "0",
+                                 support.prog("ucspi-probe")], pass_fds=(inherited_w,))
+            port = int(proc.out.wait_line(lambda l: l.strip().isdigit(), timeout=15))
+            out = exchange(port)
+            proc.stop()
+            assert json.loads(out[1:] if args else out)["fds"] == [0, 1, 2], args
+    finally:
+        os.close(inherited_r)
+        os.close(inherited_w)
+
+
+def test_short_path_launcher_child_sees_its_pinned_variable(tmp_path):
+    """A launcher of an embedded qmail tree pins QMAIL_ROOT before importing main; its
+    warm children under tcpserver must see the pinned value, not the server's."""
+    from tests import qmail_trees
+    root = qmail_trees.embedded_tree(tmp_path)
+    env = support.suite_env(QMAIL_ROOT="/nonexistent")
+    proc, port = start_tcpserver(["-RHl0"], [os.path.join(root, "bin", "qmail-showctl")], env=env)
+    out = exchange(port)
+    proc.stop()
+    assert f"qmail home directory: {root}.".encode() in out

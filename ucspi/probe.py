@@ -5,7 +5,8 @@ Synopsis:
 
 Writes one JSON object to descriptor 1: argv, environment, cwd, uid/gid/groups, umask,
 resource limits, open descriptors, signal dispositions and mask (from /proc/self/status),
-process title, and whether the process was warm-started. Administrators use it the way
+process title, the time zone the C library and the time module use, and whether the
+process was warm-started. Administrators use it the way
 they use `env` at the end of a run script chain; the tests use it to show that a
 warm-started program sees what an exec'd one sees. With -x it then exits with code, with
 -k it kills itself with signal (to check how a parent sees the end).
@@ -19,6 +20,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 from ucspi import exitcodes, filters, sgetopt, warmstart
 
@@ -53,6 +55,7 @@ def report() -> dict:
         "title": title.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
         "warm": "ucspi.warmstart" in sys.modules and sys.modules["ucspi.warmstart"]._identity_cache != {},
         "pid": os.getpid(),
+        "tz": [time.timezone, *time.tzname, time.strftime("%z", time.localtime(0))],
         "stdio": {name: _stream(getattr(sys, name)) for name in ("stdin", "stdout", "stderr")},
     }
 

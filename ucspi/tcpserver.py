@@ -23,6 +23,7 @@ Environment read: UID and GID (-U), DNSCACHEIP (name look-ups), UCSPI_WARMSTART.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import os
 import signal
@@ -342,17 +343,29 @@ def prepare_in_parent(o: Options, program: list[str], conn: socket.socket) -> by
     set_socket_options(o, c)
     changes = c.exec_changes()
     resolved = None if deny else warmstart.resolve_changed(program[0], changes)
-    return marshal.dumps((deny, changes, resolved, c.local_ip, c.local_port,
+    plan = warmstart.plan_socket_child(changes, resolved) if resolved else None
+    if plan:
+        changes = resolved = None  # the plan says it all
+    return marshal.dumps((deny, plan, changes, resolved, c.local_ip, c.local_port,
                           c.remote_ip, c.remote_port))
 
 
-def run_prepared(o: Options, program: list[str], fd: int, payload: bytes) -> NoReturn:
-    """The child's part after prepare_in_parent: the log lines, then the program."""
-    deny, changes, resolved, local_ip, local_port, remote_ip, remote_port = marshal.loads(payload)
-    if o.verbosity >= 2:
+_loads, _run_socket_child = marshal.loads, warmstart.run_socket_child  # see warmstart._dup2
+
+
+def run_prepared(o: Options, verbose: bool, program: list[str], fd: int, payload: bytes) -> NoReturn:
+    """The child's part after prepare_in_parent: the log lines (verbose: -v), then the
+    program."""
+    deny, plan, changes, resolved, local_ip, local_port, remote_ip, remote_port = _loads(payload)
+    if verbose:
         pid = os.getpid()
         exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
         say_verdict(pid, deny, o.local_name, local_ip, local_port, None, remote_ip, None, remote_port)
+    if plan:
+        try:
+            _run_socket_child(program, fd, plan)
+        except OSError as err:
+            server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     start_program(o, program, fd, deny, changes, resolved)
 
 
@@ -430,6 +443,6 @@ def main(argv: list[str] | None = None) -> int:
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
                        lambda conn, payload: handle(o, program, conn, payload),
                        start=direct, prepare=prepared,
-                       run_prepared=lambda fd, payload: run_prepared(o, program, fd, payload)).run()
+                       run_prepared=functools.partial(run_prepared, o, o.verbosity >= 2, program)).run()
     return 0
 

@@ -668,16 +668,38 @@ def _change_environment(changes: dict) -> None:
     """os.environ (and the C environ) with changes applied in place."""
     global _LOCALE_COERCED
     _LOCALE_COERCED = False
-    data = _ENV_DATA
-    for key, value in changes.items():
-        if value is None:
-            if _getenv(key) is not None:
-                _env_drop(key)
-        elif data is None or data.get(key.encode(_FS_ENCODING, "surrogateescape")) != \
-                value.encode(_FS_ENCODING, "surrogateescape"):
-            _env_put(key, value)
+    if _ENV_DATA is None:
+        for key, value in changes.items():
+            if value is None:
+                os.environ.pop(key, None)
+            elif os.environ.get(key) != value:
+                os.environ[key] = value
+    else:
+        _change_raw_environment(_encoded(changes))
     if "TZ" in changes:
         time.tzset()
+
+
+def _encoded(changes: dict) -> dict:
+    """changes (names to values, None to remove) as the bytes os.environ keeps."""
+    enc = _FS_ENCODING
+    return {key.encode(enc, "surrogateescape"):
+            None if value is None else value.encode(enc, "surrogateescape")
+            for key, value in changes.items()}
+
+
+def _change_raw_environment(raw_changes: dict) -> None:
+    """The C environ and os.environ's bytes (_ENV_DATA) with raw_changes (from
+    _encoded) applied in place; a value already there is left alone."""
+    data = _ENV_DATA
+    for raw_key, raw_value in raw_changes.items():
+        if raw_value is None:
+            if raw_key in data:
+                _unsetenv(raw_key)
+                del data[raw_key]
+        elif data.get(raw_key) != raw_value:
+            _putenv(raw_key, raw_value)
+            data[raw_key] = raw_value
 
 
 def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
@@ -703,6 +725,72 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     sys.argv = list(argv)
     atexit._clear()
     os._exit(_call_main(module.main, list(argv)))
+
+
+def plan_socket_child(changes: dict, resolved: tuple[str, dict]) -> tuple | None:
+    """In a server that hands connections to a fork helper (prepare_signals and
+    prepare_socket_stdio done there): what run_socket_child needs to start the program
+    resolve_changed() resolved with this environment and changes, worked out here, once,
+    rather than in the child. None when the child must take exec_program's general path
+    (its streams must be made afresh: PYTHONUNBUFFERED changes)."""
+    module, pinned_variables = resolved
+    changes = {**changes, **pinned_variables}
+    if _ENV_DATA is None or "PYTHONUNBUFFERED" in changes:
+        return None
+    if _LOCALE_COERCED and "LC_CTYPE" not in changes:
+        changes["LC_CTYPE"] = None
+    return module, _encoded(changes)
+
+
+# What run_socket_child and the helper's children call, as globals: a module attribute
+# costs a warm child a write to the attribute's name, to the module type's lookup cache
+# and to the value; a global only the last (each write may be a page it must copy).
+_dup2, _close, _closerange, _putenv, _unsetenv, _exit = (
+    os.dup2, os.close, os.closerange, os.putenv, os.unsetenv, os._exit)
+_modules = sys.modules
+_clear_atexit, _run_exitfuncs = atexit._clear, atexit._run_exitfuncs
+
+
+def run_socket_child(argv: list[str], fd: int, plan: tuple) -> NoReturn:
+    """exec_program(argv) in a server's connection child, its connection's descriptor fd
+    becoming descriptors 0 and 1, plan from plan_socket_child() in the server.
+
+    A child of the server's fork helper takes the short way: what the helper did once
+    (signal dispositions, the descriptor limit, the streams) is left out, and the rest
+    of _run_in_process is done in this one frame, the environment as bytes prepared by
+    the server: each function a warm child calls, and each object it touches, costs it
+    copy-on-write pages. A child the server forked itself (its helper gone) takes
+    exec_program's general path. Raises OSError when fd cannot become 0 and 1.
+    """
+    global _helper_fd_limit, _ready_stdio, _LOCALE_COERCED
+    module_name, raw_changes = plan
+    _dup2(fd, 0)
+    _dup2(fd, 1)
+    if fd > 1:
+        _close(fd)
+    limit = _helper_fd_limit
+    if limit is None or not _ready_stdio:
+        enc = _FS_ENCODING
+        changes = {key.decode(enc, "surrogateescape"):
+                   None if value is None else value.decode(enc, "surrogateescape")
+                   for key, value in raw_changes.items()}
+        exec_program(argv, changes=changes, resolved=(module_name, {}))
+    # The helper flushed its streams before forking: nothing of this child is buffered.
+    _helper_fd_limit, _ready_stdio = None, False
+    _closerange(3, limit)
+    if _LOCALE_COERCED:
+        _LOCALE_COERCED = False
+    _change_raw_environment(raw_changes)
+    if b"TZ" in raw_changes:
+        time.tzset()
+    try:
+        (_setter or _title_setter())(" ".join(argv))
+    except Exception:
+        pass
+    sys.argv = list(argv)
+    _clear_atexit()
+    module = _modules.get(module_name) or importlib.import_module(module_name)
+    _exit(_call_main(module.main, list(argv)))
 
 
 def _call_main(main, argv) -> int:
@@ -734,7 +822,7 @@ def _call_main(main, argv) -> int:
 def _finish(code: int = 0) -> int:
     """atexit handlers of the program, then stdio flushed; a failed flush is exit 120."""
     try:
-        atexit._run_exitfuncs()
+        _run_exitfuncs()
     except BaseException:
         pass
     for stream in (sys.stdout, sys.stderr):

@@ -45,6 +45,7 @@ _FDS_SPACE = socket.CMSG_SPACE(MAX_FDS * _FD.size)
 # __hash__, and each object it touches costs it a copy-on-write page.
 _SIGCHLD = int(signal.SIGCHLD)
 _SIGCHLD_DEFAULT = warmstart.default_disposition(_SIGCHLD)
+_set_wakeup_fd, _setsignal, _close = signal.set_wakeup_fd, _signal.signal, os.close  # see warmstart._dup2
 
 
 class Zygote:
@@ -220,10 +221,10 @@ def child(fds: list[int], not_its_own: tuple[int, ...], run, payload: bytes) -> 
     descriptors not its own (the forking process's, other children's) closed, then
     run(fds, payload)."""
     try:
-        signal.set_wakeup_fd(-1)
-        _signal.signal(_SIGCHLD, _SIGCHLD_DEFAULT)
+        _set_wakeup_fd(-1)
+        _setsignal(_SIGCHLD, _SIGCHLD_DEFAULT)
         for fd in not_its_own:
-            os.close(fd)
+            _close(fd)
         run(fds, payload)
     except SystemExit as stop:
         os._exit(stop.code if isinstance(stop.code, int) else 111)
