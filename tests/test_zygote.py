@@ -298,3 +298,24 @@ def test_short_path_launcher_child_sees_its_pinned_variable(tmp_path):
     out = exchange(port)
     proc.stop()
     assert f"qmail home directory: {root}.".encode() in out
+
+
+def test_children_find_sigchld_at_its_default_when_the_server_started_with_it_ignored():
+    """exec gives a caught signal its default: C tcpserver catches SIGCHLD, so its
+    children find it at its default even when the server was started with it ignored;
+    so must ours, warm (the helper forks them with SIGCHLD at its default) or not. No
+    child's end may go unreported meanwhile: -c 2 must keep letting connections in."""
+    sigchld_bit = 1 << (signal.SIGCHLD - 1)
+    for binary, warm in ((support.prog("tcpserver"), "1"), (support.prog("tcpserver"), "0"),
+                         (support.c_tool("tcpserver"), "0")):
+        proc = support.Proc([binary, "-1", "-v", "-RHl0", "-c", "2", "127.0.0.1", "0",
+                             support.prog("ucspi-probe")], env=support.suite_env(UCSPI_WARMSTART=warm),
+                            preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN))
+        port = int(proc.out.wait_line(lambda l: l.strip().isdigit(), timeout=15))
+        reports = [json.loads(exchange(port)) for _ in range(6)]
+        for _ in reports:
+            proc.err.wait_line(" end ")
+        proc.stop()
+        assert [r["warm"] for r in reports] == [warm == "1"] * 6
+        assert all(int(r["signals"]["SigIgn"], 16) & sigchld_bit == 0 for r in reports), binary
+        assert all(int(r["signals"]["SigCgt"], 16) & sigchld_bit == 0 for r in reports), binary

@@ -463,16 +463,11 @@ _helper_fd_limit: int | None = None
 
 def prepare_signals() -> None:
     """For a fork helper: set the dispositions a fresh interpreter has, once, for all its
-    children; it must give each child SIGCHLD's default_disposition() and no wake-up fd."""
+    children; it must fork them with SIGCHLD at its default (it catches SIGCHLD, and exec
+    gives a caught signal's default) and no wake-up fd."""
     global _helper_fd_limit
     _reset_signals(python_defaults=True)
     _helper_fd_limit = _fd_limit()
-
-
-def default_disposition(sig: int) -> int:
-    """What a fresh interpreter has for sig (not SIGINT, SIGPIPE or SIGXFSZ, which it sets
-    itself): ignored when it was ignored at our start (exec keeps that), else default."""
-    return _IGN if sig in _INHERITED_IGNORED else _DFL
 
 
 def _close_other_fds(keep_fds: tuple[int, ...], limit: int) -> None:

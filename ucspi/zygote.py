@@ -43,8 +43,7 @@ _FD = struct.Struct("=i")
 _FDS_SPACE = socket.CMSG_SPACE(MAX_FDS * _FD.size)
 # Plain ints, worked out once: a warm child that hashes an enum member runs enum.py's
 # __hash__, and each object it touches costs it a copy-on-write page.
-_SIGCHLD = int(signal.SIGCHLD)
-_SIGCHLD_DEFAULT = warmstart.default_disposition(_SIGCHLD)
+_SIGCHLD, _SIG_DFL = int(signal.SIGCHLD), int(signal.SIG_DFL)
 _set_wakeup_fd, _setsignal, _close = signal.set_wakeup_fd, _signal.signal, os.close  # see warmstart._dup2
 
 
@@ -138,7 +137,9 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
     if socket_stdio:
         warmstart.prepare_socket_stdio()
     wake_r, wake_w = self_pipe.open_wakeup()
-    signal.signal(signal.SIGCHLD, lambda sig, frame: None)
+    # A Python-level handler is what makes the interpreter write to the wake-up fd.
+    on_sigchld = lambda sig, frame: None  # noqa: E731
+    _setsignal(_SIGCHLD, on_sigchld)
     waitpid, WNOHANG, pack = os.waitpid, os.WNOHANG, _REPORT.pack
     helper_fds = (sock.fileno(), wake_r, wake_w)
     children: dict[int, int] = {}  # pid -> tag
@@ -149,14 +150,6 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
             ready = ()
         if wake_r in ready:
             self_pipe.drain(wake_r)
-        while children:
-            try:
-                pid, status = waitpid(-1, WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            sock.send(pack(children.pop(pid, 0), pid, status))
         if sock in ready:
             batch = _receive(sock)
             # Each child closes what is not its own: this process's descriptors and the
@@ -165,6 +158,13 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
             plan = [(fds, helper_fds + tuple(fd for fd in received if fd not in fds), payload)
                     for _, fds, payload in batch]
             warmstart.flush_std()
+            # The children are forked with SIGCHLD at its default (as exec leaves a
+            # caught signal, even one this process was started with ignored) and no
+            # wake-up fd: undone here once a round rather than in each child (two calls
+            # cost a warm child a dozen copied pages). A child that ends meanwhile sends
+            # no wake-up; the sweep below finds it (ignored, it would not be there).
+            _set_wakeup_fd(-1)
+            _setsignal(_SIGCHLD, _SIG_DFL)
             # The forks in a row: after each fork, every page this process writes is
             # copied (its child still shares it), so little is written between them.
             forked = []
@@ -176,6 +176,8 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
                 if pid == 0:
                     child(fds, not_its_own, run, payload)
                 forked.append(pid)
+            _setsignal(_SIGCHLD, on_sigchld)
+            _set_wakeup_fd(wake_w, warn_on_full_buffer=False)  # as self_pipe set it
             for fd in received:
                 os.close(fd)
             for (tag, _, _), pid in zip(batch, forked):
@@ -185,6 +187,15 @@ def _serve(prog: str, sock: socket.socket, run, socket_stdio: bool, fork_warning
                 if fork_warning:
                     exitcodes.warn_sys(prog, fork_warning, pid)
                 sock.send(pack(tag, 0, 0))
+        # After any round: what ended while SIGCHLD was at its default is reaped too.
+        while children:
+            try:
+                pid, status = waitpid(-1, WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            sock.send(pack(children.pop(pid, 0), pid, status))
 
 
 def _receive(sock: socket.socket) -> list:
@@ -217,12 +228,10 @@ def _receive(sock: socket.socket) -> list:
 
 
 def child(fds: list[int], not_its_own: tuple[int, ...], run, payload: bytes) -> NoReturn:
-    """A child (fds its descriptors): the forking process's signal set-up undone and the
-    descriptors not its own (the forking process's, other children's) closed, then
-    run(fds, payload)."""
+    """A child (fds its descriptors), forked with the forking process's signal set-up
+    undone (SIGCHLD and the wake-up fd): the descriptors not its own (the forking
+    process's, other children's) closed, then run(fds, payload)."""
     try:
-        _set_wakeup_fd(-1)
-        _setsignal(_SIGCHLD, _SIGCHLD_DEFAULT)
         for fd in not_its_own:
             _close(fd)
         run(fds, payload)
