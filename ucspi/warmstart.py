@@ -22,6 +22,8 @@ them. Anything that is not one of our programs (a shell script, a C binary) is e
 
 `spawn` is fork + exec_program for the parents (tcpserver's per-connection child).
 `preload` imports a program's module in the parent so that every child starts warm.
+`run_socket_child` is exec_program's short path for a server's fork-helper child, with
+what `plan_socket_child` worked out in the server.
 
 Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is exec'd).
 """
