@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import support
 from tests.chain_probe import env, ours, outcome, probe, run, shared_dir, state, theirs  # noqa: F401
 
 USAGE = (b"softlimit: usage: softlimit [-a allbytes] [-c corebytes] [-d databytes] [-f filebytes] "
@@ -88,6 +89,17 @@ def test_cpu_limit_wrapping_to_zero_still_reports_an_unrunnable_child_as_c():
     assert c[0] == 111
     for _ in range(10):
         assert outcome([ours("softlimit"), *args]) == c
+
+
+def test_cpu_limit_wrapping_to_zero_reports_an_unrunnable_child_after_cpu_spent_as_c():
+    """The same, with SIGXCPU surely pending before the child is tried: a big environment
+    takes our softlimit several clock ticks to pass on (seen once in a loaded full run)."""
+    big = dict(support.suite_env(), **{f"V{i}": "x" for i in range(60000)})
+    for program in ("/nonexistent/prog", "/etc/passwd", "/etc"):
+        args = ["-t", str(2 ** 55), program]
+        c = outcome([theirs("softlimit"), *args], big)
+        assert c[0] == 111
+        assert outcome([ours("softlimit"), *args], big) == c
 
 
 def test_cpu_limit_wrapping_to_zero_kills_the_child_with_sigxcpu_as_c():

@@ -40,6 +40,7 @@ import _signal
 import signal
 import sys
 import time
+from stat import S_ISREG as _S_ISREG  # os imports stat: no extra module
 
 # re, traceback and typing are imported only when needed: a parent that forks warm
 # children keeps its heap small (fork and exit cost grows with every page it holds).
@@ -251,6 +252,10 @@ def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
     """execve with the signal state a C parent would pass on (Python ignores SIGPIPE)."""
     program = argv[0] if program is None else program
     path = locate(program, env)
+    # execve's refusals of a missing or unrunnable file are found before the signal mask
+    # is emptied: a signal held back until the program starts (softlimit's SIGXCPU,
+    # already pending) must not come before the caller's report, as it cannot in C's.
+    _check_runnable(path)
     blocked = _reset_signals(python_defaults=False)
     try:
         os.execve(path, argv, env)
@@ -259,6 +264,14 @@ def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
         # must not come first
         _signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         raise
+
+
+def _check_runnable(path: str) -> None:
+    """Raise the OSError execve would for path when it is missing or no executable file
+    (ENOENT, ENOTDIR, ELOOP... as stat says; EACCES for a directory or no x bit)."""
+    st = os.stat(path)
+    if not _S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
 
 
 def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
