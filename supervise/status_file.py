@@ -54,8 +54,19 @@ def now_tai64n() -> tuple[int, int]:
     return TAI_UNIX_OFFSET + ns // 1_000_000_000, ns % 1_000_000_000
 
 
+# libtai's tai_now is time(), which on Linux reads the clock as of the kernel's last tick
+# (CLOCK_REALTIME_COARSE): just after each second it is still a few milliseconds behind
+# time.time(), and svstat's "S seconds" would be one more than C's.
+_COARSE_CLOCK = getattr(time, "CLOCK_REALTIME_COARSE", 5 if os.uname().sysname == "Linux" else None)
+
+
 def now_tai64() -> int:
-    """The current time as a TAI64 seconds label (libtai's tai_now)."""
+    """The current time as a TAI64 seconds label (libtai's tai_now: time())."""
+    if _COARSE_CLOCK is not None:
+        try:
+            return TAI_UNIX_OFFSET + int(time.clock_gettime(_COARSE_CLOCK))
+        except OSError:
+            pass
     return TAI_UNIX_OFFSET + int(time.time())
 
 

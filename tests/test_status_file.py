@@ -106,3 +106,23 @@ def test_c_supervise_writes_the_layout_we_decode(tmp_path):
     assert record.want == "u"
     assert status_file.pack(record) == status_path.read_bytes()
     proc.stop()
+
+
+def test_now_is_the_seconds_c_time_gives_across_second_boundaries():
+    """svstat's "S seconds" is now minus the record's second; C takes now from time(),
+    which on Linux lags time.time() by up to a tick just after each second (a C svstat
+    said "down 0 seconds" between two of ours saying 1). Ours must fall between two
+    time() calls, over two second boundaries."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.time.restype = ctypes.c_long
+    offset = status_file.TAI_UNIX_OFFSET
+    samples = 0
+    deadline = time.monotonic() + 2.1
+    while time.monotonic() < deadline and samples < 2_000_000:
+        before = libc.time(None)
+        ours = status_file.now_tai64() - offset
+        after = libc.time(None)
+        assert before <= ours <= after, (before, ours, after)
+        samples += 1
+    assert samples > 1000
