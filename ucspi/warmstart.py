@@ -369,27 +369,6 @@ def _getenv(key: str, default=None):
     return default if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
-def _env_put(key: str, value: str) -> None:
-    """os.environ[key] = value (and putenv), with the bytes os.environ itself would keep."""
-    if _ENV_DATA is None:
-        os.environ[key] = value
-        return
-    raw_key = key.encode(_FS_ENCODING, "surrogateescape")
-    raw_value = value.encode(_FS_ENCODING, "surrogateescape")
-    os.putenv(raw_key, raw_value)
-    _ENV_DATA[raw_key] = raw_value
-
-
-def _env_drop(key: str) -> None:
-    """del os.environ[key] (and unsetenv)."""
-    if _ENV_DATA is None:
-        del os.environ[key]
-        return
-    raw_key = key.encode(_FS_ENCODING, "surrogateescape")
-    os.unsetenv(raw_key)
-    del _ENV_DATA[raw_key]
-
-
 def environ_bytes(changes: dict) -> dict:
     """environ() with changes applied (str values set, None removed), as bytes: what
     os.posix_spawn takes without encoding every variable again."""
@@ -400,13 +379,7 @@ def environ_bytes(changes: dict) -> dict:
     env = dict(_ENV_DATA)
     if _LOCALE_COERCED:
         env.pop(b"LC_CTYPE", None)
-    enc = _FS_ENCODING
-    for key, value in changes.items():
-        raw_key = key.encode(enc, "surrogateescape")
-        if value is None:
-            env.pop(raw_key, None)
-        else:
-            env[raw_key] = value.encode(enc, "surrogateescape")
+    _apply(env, _encoded(changes))
     return env
 
 
@@ -659,17 +632,12 @@ def _set_environment(env) -> None:
     kept = [key for key in current if key in env]
     added = [key for key in env if key not in current]
     if list(env) == kept + added:
-        for key in current:
-            if key not in env:
-                _env_drop(key)
-        for key in kept:
-            if current[key] != env[key]:
-                _env_put(key, env[key])
-        for key in added:
-            _env_put(key, env[key])
-    else:
-        os.environ.clear()
-        os.environ.update(env)
+        changes = {key: None for key in current if key not in env}
+        changes.update((key, env[key]) for key in kept + added if current.get(key) != env[key])
+        _change_environment(changes)  # tzset when TZ is among them
+        return
+    os.environ.clear()
+    os.environ.update(env)
     if env.get("TZ") != current.get("TZ"):
         time.tzset()
 
