@@ -3,6 +3,7 @@ limit, argument parsing (hypothesis), messages and codes."""
 
 import json
 import resource
+import signal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -81,12 +82,23 @@ def test_zero_cpu_seconds_without_a_child_is_the_usage_line_not_sigxcpu(cpu):
         assert outcome([ours("softlimit"), "-t", cpu]) == (100, b"", USAGE)
 
 
+def c_report_before_sigxcpu(args, environ=None) -> tuple:
+    """C softlimit's outcome for args when it gets to report: C too can be killed by the
+    SIGXCPU of a limit that wraps to 0 on a loaded machine, when a tick comes before its
+    execve fails (seen once in a clean-clone CI run); it is asked up to five times."""
+    for _ in range(5):
+        c = outcome([theirs("softlimit"), *args], environ)
+        if c[0] != -signal.SIGXCPU:
+            break
+    assert c[0] == 111
+    return c
+
+
 def test_cpu_limit_wrapping_to_zero_still_reports_an_unrunnable_child_as_c():
     """2**55 seconds is 0 nanoseconds to the kernel: C reports the missing child before
     SIGXCPU comes; so must ours (seen under hypothesis)."""
     args = ["-t", str(2 ** 55), "/nonexistent/prog"]
-    c = outcome([theirs("softlimit"), *args])
-    assert c[0] == 111
+    c = c_report_before_sigxcpu(args)
     for _ in range(10):
         assert outcome([ours("softlimit"), *args]) == c
 
@@ -97,8 +109,7 @@ def test_cpu_limit_wrapping_to_zero_reports_an_unrunnable_child_after_cpu_spent_
     big = dict(support.suite_env(), **{f"V{i}": "x" for i in range(60000)})
     for program in ("/nonexistent/prog", "/etc/passwd", "/etc"):
         args = ["-t", str(2 ** 55), program]
-        c = outcome([theirs("softlimit"), *args], big)
-        assert c[0] == 111
+        c = c_report_before_sigxcpu(args, big)
         assert outcome([ours("softlimit"), *args], big) == c
 
 
