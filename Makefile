@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
-	$(BIN)/python -m ucspi.console_scripts $(BIN)
+	$(BIN)/python -m ucspi.runtime.console_scripts $(BIN)
 	touch $(STAMP)
 
 test: venv

@@ -25,9 +25,9 @@ import subprocess
 import sys
 import time
 
-from qmail import install_services, qmail_install
+from qmail.tools import install_services, qmail_install
 from supervise import svc
-from ucspi import exitcodes
+from ucspi.runtime import exitcodes
 
 PROG = "make run"
 STOP_WAIT = 20.0  # seconds for services and loggers to go before they are killed

@@ -14,7 +14,7 @@ import pwd
 import sys
 
 from supervise import pathexec
-from ucspi import exitcodes
+from ucspi.runtime import exitcodes
 
 PROG = "envuidgid"
 

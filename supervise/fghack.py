@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from supervise import pathexec
-from ucspi import children, exitcodes, warmstart
+from ucspi.runtime import children, exitcodes, launch
 
 PROG = "fghack"
 DUPLICATES = 30
@@ -34,7 +34,7 @@ def duplicate_targets(read_end: int, count: int = DUPLICATES) -> list[int]:
     for fd in range(limit):
         if len(targets) == count:
             break
-        if fd == read_end or not warmstart.is_open(fd):
+        if fd == read_end or not launch.is_open(fd):
             targets.append(fd)
     return targets
 

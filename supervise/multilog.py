@@ -47,7 +47,7 @@ import time
 
 from supervise import multilog_script as script_lang
 from supervise import tai64
-from ucspi import exitcodes, self_pipe, warmstart
+from ucspi.runtime import exitcodes, self_pipe, launch
 
 PROG = "multilog"
 PAUSE = 1.0  # seconds between retries when the disk gives trouble
@@ -144,7 +144,7 @@ def run_processor(processor: bytes, dirfd: int, env=None) -> None:
                 os.set_inheritable(fd, True)
         for fd in (0, 1):
             os.set_blocking(fd, True)
-        warmstart.exec_external([b"sh", b"-c", processor], os.environ if env is None else env,
+        launch.exec_external([b"sh", b"-c", processor], os.environ if env is None else env,
                                 "/bin/sh")
     except OSError as err:
         exitcodes.say(f"{PROG}: fatal: unable to run {os.fsdecode(processor)}: "

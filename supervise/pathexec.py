@@ -12,12 +12,12 @@ end by running their child the way daemontools' pathexec does:
     appended, so the child's environment is in the same order as under the C tools.
 
 The starting environment is the one the tool was given: the LC_CTYPE=C.UTF-8 a cold
-Python adds to itself when started without a locale is not passed on (warmstart.environ).
+Python adds to itself when started without a locale is not passed on (launch.environ).
 Two environments cannot be reproduced from Python: a name containing = makes the child
 run by exec even when it is one of ours (such a name cannot be put into a running
 process's environment), and the malformed entry "=name" (no value) is left out.
 
-Our own programs continue warm in this process (ucspi.warmstart), others are exec'd.
+Our own programs continue warm in this process (ucspi.runtime.launch), others are exec'd.
 Everything here returns values or raises OSError; the commands report.
 """
 
@@ -25,17 +25,17 @@ import importlib
 import os
 from typing import NoReturn
 
-from ucspi import warmstart
+from ucspi.runtime import launch
 
 
 def env_with(changes, environ=None) -> dict:
-    """environ (default warmstart.environ()) after changes, a sequence of (name, value or None).
+    """environ (default launch.environ()) after changes, a sequence of (name, value or None).
 
     None removes the variable. A name containing = behaves as in the C tools: the part
     before the first = names the variable removed, and the whole "name=value" text is
     added as an entry.
     """
-    environ = warmstart.environ() if environ is None else environ
+    environ = launch.environ() if environ is None else environ
     entries = [f"{key}={value}" for key, value in environ.items()]
     for name, value in changes:
         item = name if value is None else f"{name}={value}"
@@ -73,16 +73,16 @@ def prepare(child: list[str], env=None) -> None:
     reading the interpreter's library as the new uid (exec would read it afresh anyway).
     """
     try:
-        program = warmstart.locate(child[0])
+        program = launch.locate(child[0])
     except OSError:
         return
-    module = warmstart.resolve(program, warmstart.environ() if env is None else env)
+    module = launch.resolve(program, launch.environ() if env is None else env)
     if module:
         importlib.import_module(module)
 
 
 def run(child: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
     """Become child (looked up in this process's PATH) with env; OSError if impossible."""
-    program = warmstart.locate(child[0])
-    env = warmstart.environ() if env is None else env
-    warmstart.exec_program(child, env, keep_fds, program=program)
+    program = launch.locate(child[0])
+    env = launch.environ() if env is None else env
+    launch.exec_program(child, env, keep_fds, program=program)

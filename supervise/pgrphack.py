@@ -14,7 +14,7 @@ import os
 import sys
 
 from supervise import pathexec
-from ucspi import exitcodes
+from ucspi.runtime import exitcodes
 
 PROG = "pgrphack"
 

@@ -20,7 +20,7 @@ import os
 import sys
 
 
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 KEEP = 3  # leading characters of D that never move
 MIN_DOTS = 5
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(exitcodes.PERMANENT)
     head = " ".join(argv[:-1])
     dots = b"." * len(dots)
-    warmstart.set_title(f"{head} {visible(dots)}")
+    launch.set_title(f"{head} {visible(dots)}")
     while True:
         try:
             data = os.read(0, READ_SIZE)
@@ -59,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
         if not data:
             return 0
         dots = shifted(dots, data)
-        warmstart.set_title(f"{head} {visible(dots)}")
+        launch.set_title(f"{head} {visible(dots)}")

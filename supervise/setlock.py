@@ -21,7 +21,7 @@ import os
 import sys
 
 from supervise import pathexec
-from ucspi import exitcodes, sgetopt
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "setlock"
 USAGE = "setlock [ -nNxX ] file program [ arg ... ]"

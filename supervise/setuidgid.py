@@ -16,7 +16,7 @@ import pwd
 import sys
 
 from supervise import pathexec
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 PROG = "setuidgid"
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError):
         exitcodes.fatal(PROG, f"unknown account {account}")
     # read before the uid changes: /proc/self is the old uid's until exec
-    env = warmstart.environ()
+    env = launch.environ()
     pathexec.prepare(child, env)
     try:
         # as 0.76's prot_gid: the primary group is the only supplementary group

@@ -23,7 +23,7 @@ import signal
 import sys
 
 from supervise import pathexec
-from ucspi import exitcodes, sgetopt
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "softlimit"
 USAGE = ("softlimit [-a allbytes] [-c corebytes] [-d databytes] [-f filebytes] "

@@ -12,7 +12,7 @@ Layout (as C supervise writes it and C svstat reads it; learnt from C-written fi
 The time is when the pid last changed (service started or went down). Readers use only
 the first 18 bytes; a shorter file is "bad format". This module only converts and
 reads (svstat imports it, so it stays light); supervise writes the record durably
-(status.new, fsync, rename) with ucspi.durable.
+(status.new, fsync, rename) with ucspi.runtime.durable.
 """
 
 import collections

@@ -23,7 +23,7 @@ signal SIGNAL; SIGNAL 0 after a normal exit, as runit passes them). ./run is not
 restarted before ./finish has exited, and `x` waits for it too.
 
 ./run gets descriptors 0, 1, 2 of supervise and nothing else, default signal
-dispositions, and supervise's environment; our own programs start warm (ucspi.warmstart).
+dispositions, and supervise's environment; our own programs start warm (ucspi.runtime.launch).
 The process title is `supervise dir`.
 
 Exit codes: 0 after `svc -x` once the service is down; 100 usage; 111 system trouble
@@ -40,7 +40,7 @@ import sys
 import time
 
 from supervise import status_file
-from ucspi import durable, exitcodes, self_pipe, warmstart
+from ucspi.runtime import durable, exitcodes, self_pipe, launch
 
 PROG = "supervise"
 POLL_SECONDS = 3600.0  # C's iopause deadline; any signal or command wakes us sooner
@@ -147,7 +147,7 @@ class Supervisor:
         if pid:
             return pid
         try:
-            warmstart.exec_program(argv)
+            launch.exec_program(argv)
         except OSError as err:
             exitcodes.say(f"{PROG}: fatal: unable to start {self.dir}/{what}: {exitcodes.error_str(err)}")
         except BaseException:
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         exitcodes.usage(PROG, "supervise dir")
     directory = argv[1]
     try:
-        warmstart.set_title(f"supervise {directory}")
+        launch.set_title(f"supervise {directory}")
     except Exception:
         pass  # a title is a courtesy; never a reason to fail
     # Die on INT as the C program does (Python would raise KeyboardInterrupt); an

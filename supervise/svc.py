@@ -19,7 +19,7 @@ import errno
 import os
 import sys
 
-from ucspi import exitcodes, sgetopt
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "svc"
 OPTIONS = "udopchaitkx"

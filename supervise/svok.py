@@ -12,7 +12,7 @@ import errno
 import os
 import sys
 
-from ucspi import exitcodes
+from ucspi.runtime import exitcodes
 
 PROG = "svok"
 

@@ -15,7 +15,7 @@ supervise processes have exited. At most 1000 directories are handled.
 
 Children get descriptors 0, 1 and 2 (the pipe end in place of 1 for a service with a log,
 of 0 for its logger) and nothing else of svscan's. Our own supervise is started warm
-(ucspi.warmstart): forked from this process with its module already imported, titled
+(ucspi.runtime.launch): forked from this process with its module already imported, titled
 `supervise s` / `supervise log`. Children that died are reaped as they die.
 
 svscan is meant to run forever: trouble reading the directory, creating a pipe or
@@ -38,7 +38,7 @@ import traceback
 from dataclasses import dataclass
 
 
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 PROG = "svscan"
 SERVICES = 1000  # the C program's table size
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             exitcodes.fatal_sys(PROG, f"unable to chdir to {argv[1]}", err)
     _c_signal_defaults()
-    warmstart.set_title(" ".join(argv))
-    warmstart.preload("supervise")
+    launch.set_title(" ".join(argv))
+    launch.preload("supervise")
     # SIGCHLD stays blocked: the sleep between scans is a sigtimedwait that reaps
     # children as they die, so no zombie waits five seconds and no handler races a fork.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
@@ -104,7 +104,7 @@ def _start_child(argv: list[str], fds: dict[int, int], cwd: str | None, label: s
                 exitcodes.warn_sys(PROG, f"unable to switch to {cwd}", err)
                 os._exit(code)
         try:
-            warmstart.exec_program(argv)
+            launch.exec_program(argv)
         except OSError as err:
             exitcodes.warn_sys(PROG, f"unable to start supervise {label}", err)
     except BaseException:

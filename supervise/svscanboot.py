@@ -16,7 +16,7 @@ is our addition, so that a service tree elsewhere can be booted and tested):
 
 PATH is 0.76's (/command:/usr/local/bin:/usr/local/sbin:/bin:/sbin:/usr/bin:/usr/sbin:
 /usr/X11R6/bin) with the directory of this suite's programs in front, so that svscan,
-supervise, svc and readproctitle are ours and start warm (ucspi.warmstart).
+supervise, svc and readproctitle are ours and start warm (ucspi.runtime.launch).
 
 Exit codes: readproctitle's (the pipeline's status, as sh reports it); 111 when the
 pipe cannot be made or a child cannot be forked.
@@ -27,7 +27,7 @@ import os
 import sys
 
 
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 PROG = "svscanboot"
 SERVICE_DIR = "/service"
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     directory = argv[1] if len(argv) > 1 else SERVICE_DIR
     env = {"PATH": suite_path()}
-    warmstart.set_title(" ".join(argv))
+    launch.set_title(" ".join(argv))
     for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
             null = os.open("/dev/null", mode)
@@ -60,18 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         if null != fd:
             os.dup2(null, fd)
             os.close(null)
-    warmstart.preload("svscan", env)
-    warmstart.preload("readproctitle", env)
+    launch.preload("svscan", env)
+    launch.preload("readproctitle", env)
     names = leftovers(directory)
     if names:
         try:
-            os.waitpid(warmstart.spawn(["svc", "-dx", *names], {**os.environ, **env}), 0)
+            os.waitpid(launch.spawn(["svc", "-dx", *names], {**os.environ, **env}), 0)
         except OSError:
             pass  # as in the script: a failed svc is no reason not to boot
     try:
         read_end, write_end = os.pipe()
-        scanner = warmstart.spawn(["svscan", directory], env, {1: write_end, 2: write_end})
-        keeper = warmstart.spawn(["readproctitle", "service", "errors:", DOTS], env,
+        scanner = launch.spawn(["svscan", directory], env, {1: write_end, 2: write_end})
+        keeper = launch.spawn(["readproctitle", "service", "errors:", DOTS], env,
                                  {0: read_end})
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to start the pipeline", err)

@@ -23,7 +23,7 @@ import os
 import sys
 
 from supervise import status_file
-from ucspi import exitcodes
+from ucspi.runtime import exitcodes
 
 PROG = "svstat"
 

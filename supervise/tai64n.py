@@ -16,7 +16,7 @@ import signal
 import sys
 
 from supervise import tai64
-from ucspi import filters
+from ucspi.runtime import filters
 
 READ_SIZE = 65536
 

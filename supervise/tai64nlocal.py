@@ -17,7 +17,7 @@ import sys
 import time
 
 from supervise import tai64
-from ucspi import filters
+from ucspi.runtime import filters
 
 READ_SIZE = 65536
 

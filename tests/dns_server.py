@@ -1,6 +1,6 @@
 """An in-process DNS responder for tests: a small zone served on 127.0.0.x:53.
 
-Programs under test find it through $DNSCACHEIP (djbdns clients, ucspi.dns_lookup), so no
+Programs under test find it through $DNSCACHEIP (djbdns clients, ucspi.runtime.dns_lookup), so no
 test ever asks the system resolver. Port 53 needs root: `DNSServer.start` skips the test
 visibly otherwise.
 

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from qmail import queue_layout
+from qmail.queue import queue_layout
 from tests import support
 
 FQDN = "mail.example.com"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from qmail import envelope, queue_layout
+from qmail.formats import envelope
+from qmail.queue import queue_layout
 from tests import support
 
 FQDN = "mail.example.com"

@@ -307,7 +307,7 @@ def child_pids(pid: int) -> list[int]:
 
 def connection_children(server_pid: int) -> list[int]:
     """The per-connection children of our tcpserver or unixserver: those of its fork
-    helper (ucspi.zygote, titled "PROG: fork helper"), and those it started itself
+    helper (ucspi.runtime.fork_helper, titled "PROG: fork helper"), and those it started itself
     (external programs through posix_spawn)."""
     found = []
     for kid in child_pids(server_pid):

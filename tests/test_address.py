@@ -1,4 +1,4 @@
-"""qmail/address.py: header fields and addresses tokenised, rewritten and folded as qmail's
+"""qmail/formats/address.py: header fields and addresses tokenised, rewritten and folded as qmail's
 token822/headerbody/hfield/quote code does."""
 
 from collections import Counter
@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qmail import address
-from qmail.address import AT, ATOM, COLON, COMMA, COMMENT, DOT, LEFT, LITERAL, QUOTE, RIGHT, SEMI
+from qmail.formats import address
+from qmail.formats.address import AT, ATOM, COLON, COMMA, COMMENT, DOT, LEFT, LITERAL, QUOTE, RIGHT, SEMI
 
 
 @pytest.mark.parametrize("text, tokens", [

@@ -1,11 +1,12 @@
-"""qmail/bounce.py: the bounce paragraphs and message qmail-send writes (QSBMF)."""
+"""qmail/queue/bounce.py: the bounce paragraphs and message qmail-send writes (QSBMF)."""
 
 import calendar
 
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import address, bounce
+from qmail.formats import address
+from qmail.queue import bounce
 
 
 def test_paragraph_names_the_recipient_and_keeps_the_report():

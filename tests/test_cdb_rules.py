@@ -1,4 +1,4 @@
-"""ucspi.cdb_rules: rules syntax, data encoding, djb cdb layout, key order, lookups on bad files."""
+"""ucspi.runtime.cdb_rules: rules syntax, data encoding, djb cdb layout, key order, lookups on bad files."""
 
 import io
 import ipaddress
@@ -9,7 +9,7 @@ import cdblib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ucspi import cdb_make, cdb_rules, exitcodes
+from ucspi.runtime import cdb_make, cdb_rules, exitcodes
 
 ZERO_HASH_KEY = b"2jLaABs"  # djb_hash(ZERO_HASH_KEY) == 0
 

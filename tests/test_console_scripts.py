@@ -1,9 +1,9 @@
-"""ucspi/console_scripts.py: pip's wrappers of our commands made lean, others untouched."""
+"""ucspi/runtime/console_scripts.py: pip's wrappers of our commands made lean, others untouched."""
 
 import os
 
 from tests import support
-from ucspi import console_scripts, warmstart
+from ucspi.runtime import console_scripts, launch
 
 PIP_WRAPPER = """#!/x/.venv/bin/python
 # -*- coding: utf-8 -*-
@@ -30,7 +30,7 @@ def test_other_scripts_are_left_alone():
 def test_installed_scripts_are_lean_and_still_warm_started():
     text = open(support.prog("svstat")).read()
     assert "import re" not in text
-    assert warmstart.identify(support.prog("svstat")) == "supervise.svstat"
+    assert launch.identify(support.prog("svstat")) == "supervise.svstat"
 
 
 def test_rewrite_keeps_mode_and_is_idempotent(tmp_path):

@@ -1,4 +1,4 @@
-"""qmail/control.py: control files read as qmail's control.c reads them."""
+"""qmail/config/control.py: control files read as qmail's control.c reads them."""
 
 import os
 
@@ -6,7 +6,7 @@ import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import control
+from qmail.config import control
 
 
 def tree(tmp_path, files: dict[str, bytes]) -> str:

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from qmail import boot_scripts, qbiff
+from qmail.delivery import qbiff
+from qmail.tools import boot_scripts
 from tests import support
 
 MESSAGE = b"Subject: s\n\nbody\n"

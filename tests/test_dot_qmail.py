@@ -1,9 +1,9 @@
-"""qmail/dot_qmail.py: the lookup lists, the EXT/HOST fields, the line parser."""
+"""qmail/delivery/dot_qmail.py: the lookup lists, the EXT/HOST fields, the line parser."""
 
 from hypothesis import given, strategies as st
 
-from qmail import dot_qmail
-from qmail.dot_qmail import Instruction
+from qmail.delivery import dot_qmail
+from qmail.delivery.dot_qmail import Instruction
 
 
 def names(dash, ext):

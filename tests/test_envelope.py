@@ -1,9 +1,9 @@
-"""qmail/envelope.py: the qmail-queue envelope and todo-file formats."""
+"""qmail/formats/envelope.py: the qmail-queue envelope and todo-file formats."""
 
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import envelope
+from qmail.formats import envelope
 
 address = st.binary(max_size=40).filter(lambda b: b"\0" not in b)
 

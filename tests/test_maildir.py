@@ -1,4 +1,4 @@
-"""qmail/maildir.py, maildirmake, maildir2mbox, maildirwatch."""
+"""qmail/delivery/maildir.py, maildirmake, maildir2mbox, maildirwatch."""
 
 import mailbox
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from qmail import maildir, maildirwatch
+from qmail.delivery import maildir, maildirwatch
 from tests import support
 
 

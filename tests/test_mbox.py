@@ -1,4 +1,4 @@
-"""qmail/mbox.py: From_ lines, >From quoting, locked appends that never leave half a message."""
+"""qmail/delivery/mbox.py: From_ lines, >From quoting, locked appends that never leave half a message."""
 
 import fcntl
 import mailbox
@@ -8,7 +8,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import mbox
+from qmail.delivery import mbox
 from tests import support
 
 

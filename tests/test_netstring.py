@@ -1,11 +1,11 @@
-"""qmail/netstring.py: netstrings as QMTP and QMQP carry them."""
+"""qmail/formats/netstring.py: netstrings as QMTP and QMQP carry them."""
 
 import os
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qmail import netstring
+from qmail.formats import netstring
 
 
 @pytest.mark.parametrize("data, encoded", [

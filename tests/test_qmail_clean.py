@@ -3,7 +3,7 @@
 import os
 import time
 
-from qmail import queue_layout
+from qmail.queue import queue_layout
 from tests import support
 from tests.qmail_trees import embedded_tree, user_tree  # noqa: F401 (fixture)
 

@@ -331,7 +331,8 @@ def test_embedded_tree_works_as_an_ordinary_user(user_tree):  # noqa: F811
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from qmail import address, qmail_inject  # noqa: E402
+from qmail.formats import address  # noqa: E402
+from qmail.mailin import qmail_inject
 
 FIELD_NAMES = st.sampled_from([b"To", b"Cc", b"Bcc", b"From", b"Reply-To", b"Return-Path",
                                b"Resent-To", b"Resent-From", b"Subject", b"X-Any"])

@@ -10,11 +10,12 @@ import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import queue_client, queue_layout, users
-from qmail.qmail_install import config_fast_domains
+from qmail.config import users
+from qmail.queue import queue_client, queue_layout
+from qmail.tools.qmail_install import config_fast_domains
 from tests import qmail_trees, support
 from tests.qmail_trees import user_tree  # noqa: F401  (fixture)
-from ucspi import warmstart
+from ucspi.runtime import launch
 
 
 def read(root, *parts) -> bytes:
@@ -110,8 +111,8 @@ def test_launchers_pin_root_for_every_qmail_program(tmp_path):
             "qmail-queued", "qmail-install"} <= names
     path = os.path.join(root, "bin", "qmail-queue")
     assert os.access(path, os.X_OK)
-    assert warmstart.identify(path) == "qmail.qmail_queue"
-    assert warmstart.pinned(path) == {"QMAIL_ROOT": root}
+    assert launch.identify(path) == "qmail.queue.qmail_queue"
+    assert launch.pinned(path) == {"QMAIL_ROOT": root}
 
 
 @pytest.mark.parametrize("warm", ["1", "0"])
@@ -130,7 +131,7 @@ def test_warm_started_launcher_child_sees_the_pinned_variable(tmp_path):
     out = tmp_path / "out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        pid = warmstart.spawn([os.path.join(root, "bin", "qmail-showctl")],
+        pid = launch.spawn([os.path.join(root, "bin", "qmail-showctl")],
                               support.suite_env(QMAIL_ROOT="/nonexistent"), fds={1: fd})
     finally:
         os.close(fd)
@@ -169,12 +170,12 @@ def test_pinned_variables_only_come_from_suite_launchers(tmp_path):
     script = tmp_path / "other"
     script.write_text("#!/bin/sh\nos.environ['QMAIL_ROOT'] = '/x'\n")
     script.chmod(0o755)
-    assert warmstart.pinned(str(script)) == {}
-    assert warmstart.pinned(support.prog("qmail-queue")) == {}  # a plain console script
+    assert launch.pinned(str(script)) == {}
+    assert launch.pinned(support.prog("qmail-queue")) == {}  # a plain console script
 
 
 def test_boot_scripts_are_installed(tmp_path):
-    from qmail import boot_scripts
+    from qmail.tools import boot_scripts
     from tests.qmail_trees import embedded_tree
     root = embedded_tree(tmp_path)
     for name in boot_scripts.DELIVERIES:
@@ -188,7 +189,7 @@ def test_root_install_creates_qmails_users_with_a_path_lacking_sbin(tmp_path):
     """groupadd and useradd are found in /usr/sbin even when root's PATH lacks it (a run
     script's or cron's PATH). A private mount namespace shows qmail-install a copy of /etc
     without qmail's users and groups, so they are created afresh whatever this machine has."""
-    from qmail.qmail_install import GROUPS, USERS
+    from qmail.tools.qmail_install import GROUPS, USERS
     etc = tmp_path / "etc"
     support.run(["cp", "-a", "/etc", str(etc)], timeout=60).check_returncode()
     names = {name for name, _, _ in USERS} | set(GROUPS)

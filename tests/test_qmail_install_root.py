@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from qmail import envelope, queue_layout
+from qmail.formats import envelope
+from qmail.queue import queue_layout
 from tests import qmail_trees, support
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="root mode needs root")

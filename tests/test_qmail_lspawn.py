@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from qmail import spawn_protocol
+from qmail.queue import spawn_protocol
 from tests import qmail_trees, support
 
 MESSAGE = b"Subject: lspawn\n\nbody\n"

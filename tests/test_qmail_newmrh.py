@@ -3,7 +3,7 @@
 import cdblib
 from hypothesis import given, strategies as st
 
-from qmail import qmail_newmrh
+from qmail.tools import qmail_newmrh
 from tests import support
 
 

@@ -5,7 +5,7 @@ import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import smtp_validrcpt
+from qmail.mailin import smtp_validrcpt
 from tests import support
 from tests.test_qmail_smtpd import replies, session, smtpd_env, tree, queued  # noqa: F401 (fixture)
 

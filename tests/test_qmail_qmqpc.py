@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qmail import netstring
+from qmail.formats import netstring
 from tests import qmail_trees, support
 from tests.ucspi_servers import start_tcpserver
 

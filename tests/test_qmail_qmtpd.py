@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from qmail import netstring
+from qmail.formats import netstring
 from tests import qmail_trees, support
 from tests.test_qmail_inject import FAKE_QUEUE
 from tests.ucspi_servers import start_tcpserver

@@ -5,9 +5,9 @@ import os
 import re
 import time
 
-from qmail import queue_client, queue_layout
-from qmail.qmail_qread import stats_line
-from qmail.qmail_tcpto import lines as tcpto_lines
+from qmail.queue import queue_client, queue_layout
+from qmail.tools.qmail_qread import stats_line
+from qmail.remote.qmail_tcpto import lines as tcpto_lines
 from tests import qmail_trees, support
 
 

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from qmail import envelope, queue_layout
+from qmail.formats import envelope
+from qmail.queue import queue_layout
 from tests import qmail_trees, support
 from tests.qmail_trees import user_tree  # noqa: F401  (fixture)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qmail import envelope, qmail_queued, queue_layout
+from qmail.formats import envelope
+from qmail.queue import qmail_queued, queue_layout
 from tests import qmail_trees, support
 
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="two users need root")

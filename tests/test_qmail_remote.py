@@ -7,7 +7,7 @@ import threading
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import qmail_remote
+from qmail.remote import qmail_remote
 from tests import support
 from tests.dns_server import DNSServer
 from tests.qmail_trees import embedded_tree

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qmail import queue_layout
+from qmail.queue import queue_layout
 from tests import support
 from tests.qmail_send_rig import FQDN, LINE, Rig
 from tests.qmail_trees import user_tree  # noqa: F401 (fixture)
@@ -280,7 +280,7 @@ def test_debris_of_an_interrupted_qmail_queue_is_removed_once_ossified(rig):
 
 
 def test_verp_sender_is_rewritten_per_recipient():
-    from qmail.qmail_send import _verp_sender
+    from qmail.queue.qmail_send import _verp_sender
     assert (_verp_sender(b"list-@lists.example-@[]", b"joe@far.example")
             == b"list-joe=far.example@lists.example")
     assert _verp_sender(b"plain@lists.example", b"joe@far.example") == b"plain@lists.example"

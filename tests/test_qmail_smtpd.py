@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from qmail import smtp_command, smtp_data, smtp_received
+from qmail.mailin import smtp_command, smtp_data, smtp_received
 from tests import support
 
 FQDN = "mx.example.org"

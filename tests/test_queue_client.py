@@ -1,11 +1,11 @@
-"""qmail/queue_client.py: qmail.c's side of qmail-queue, the one place exit codes become
+"""qmail/queue/queue_client.py: qmail.c's side of qmail-queue, the one place exit codes become
 reply text; QMAILQUEUE; warm and cold qmail-queue; fd 6 custom text for exit 82."""
 
 import os
 
 import pytest
 
-from qmail import queue_client
+from qmail.queue import queue_client
 from tests import qmail_trees, support
 
 TABLE = [
@@ -160,7 +160,7 @@ def test_no_descriptor_of_the_caller_leaks_into_the_queue_program(tmp_path):
 
 def test_unrunnable_queue_program_is_unable_to_exec_qq(tmp_path):
     # qmail.c's child exits 120 when it cannot exec qmail-queue: "unable to exec qq".
-    from qmail import queue_client
+    from qmail.queue import queue_client
     from tests.qmail_trees import embedded_tree
     root = embedded_tree(tmp_path)
     env = support.suite_env(QMAILQUEUE=str(tmp_path / "no-such-program"))

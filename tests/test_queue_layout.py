@@ -1,4 +1,4 @@
-"""qmail/queue_layout.py: qmail 1.03's queue paths, the split, numbers, the trigger."""
+"""qmail/queue/queue_layout.py: qmail 1.03's queue paths, the split, numbers, the trigger."""
 
 import os
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import queue_layout
+from qmail.queue import queue_layout
 
 
 @given(st.integers(0, 2**40))

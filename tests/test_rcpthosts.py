@@ -1,10 +1,11 @@
-"""qmail/rcpthosts.py: which recipient domains are accepted without relaying rights."""
+"""qmail/mailin/rcpthosts.py: which recipient domains are accepted without relaying rights."""
 
 import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import control, rcpthosts
+from qmail.config import control
+from qmail.mailin import rcpthosts
 
 
 def make(root, hosts=None, more=None):

@@ -1,4 +1,4 @@
-"""ucspi.remote_info: the RFC 1413 look-up, against a fake identd on 127.0.0.1/::1:113."""
+"""ucspi.runtime.remote_info: the RFC 1413 look-up, against a fake identd on 127.0.0.1/::1:113."""
 
 import socket
 import threading
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tests import identd
-from ucspi import remote_info
+from ucspi.runtime import remote_info
 
 
 # ---- the answer parser, as remoteinfo.c reads an answer

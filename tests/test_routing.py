@@ -1,10 +1,10 @@
-"""qmail/routing.py: local/remote decision and rewriting as qmail-send's rewrite()."""
+"""qmail/queue/routing.py: local/remote decision and rewriting as qmail-send's rewrite()."""
 
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import routing
-from qmail.routing import LOCAL, REMOTE
+from qmail.queue import routing
+from qmail.queue.routing import LOCAL, REMOTE
 
 
 def routes(locals_=("example.com",), percenthack=(), virtualdomains=(), envnoathost="example.com"):

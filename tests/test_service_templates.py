@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qmail import install_services
+from qmail.tools import install_services
 from tests import support
 
 SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued")

@@ -1,9 +1,9 @@
-"""ucspi/sgetopt.py: djb's getopt, its messages, and the subgetopt/sendmail variants."""
+"""ucspi/runtime/sgetopt.py: djb's getopt, its messages, and the subgetopt/sendmail variants."""
 
 import pytest
 from hypothesis import given, strategies as st
 
-from ucspi import sgetopt
+from ucspi.runtime import sgetopt
 
 
 @pytest.mark.parametrize("argv,opts,rest", [

@@ -1,4 +1,4 @@
-"""qmail/spawn_protocol.py: the qmail-send <-> spawn wire format, the report
+"""qmail/queue/spawn_protocol.py: the qmail-send <-> spawn wire format, the report
 translations of qmail-lspawn and qmail-rspawn, and spawn.c's server loop run for real."""
 
 import os
@@ -9,12 +9,12 @@ import time
 
 from hypothesis import given, strategies as st
 
-from qmail import spawn_protocol as sp
+from qmail.queue import spawn_protocol as sp
 from tests import support
 
 FAKE_SPAWN = """
 import os, sys, time
-from qmail import spawn_protocol
+from qmail.queue import spawn_protocol
 
 def child(req):
     data = os.read(0, 65536)

@@ -279,10 +279,10 @@ def test_run_that_cannot_start_is_reported_as_c_does(tmp_path, warm):
 
 
 def test_warm_started_supervise_behaves_as_a_cold_one(tmp_path):
-    """svscan starts supervise through ucspi.warmstart; title, ./run's descriptors and
+    """svscan starts supervise through ucspi.runtime.launch; title, ./run's descriptors and
     control must be those of a cold start."""
     service = make_service(tmp_path, run="#!/bin/sh\nexec sleep 30\n", down=True)
-    driver = "import sys; from ucspi import warmstart; warmstart.exec_program(['supervise', sys.argv[1]])"
+    driver = "import sys; from ucspi.runtime import launch; launch.exec_program(['supervise', sys.argv[1]])"
     sup = support.Proc([support.PYTHON, "-c", driver, "svc"], cwd=tmp_path)
     support.wait_for(lambda: running(service), what="supervise running")
     with open(f"/proc/{sup.pid}/cmdline", "rb") as f:

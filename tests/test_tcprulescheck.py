@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import support
-from ucspi import cdb_make, cdb_rules
+from ucspi.runtime import cdb_make, cdb_rules
 
 RULES = {
     "man": b"joe@127.0.0.1:allow,WHO=\"joe\"\n18.23.0.32:deny\n:allow,DEFAULT=\"yes\"\n127.:deny\n",

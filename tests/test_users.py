@@ -8,8 +8,8 @@ import cdblib
 import pytest
 from hypothesis import given, strategies as st
 
-from qmail import users
-from qmail.users import Assignment
+from qmail.config import users
+from qmail.config.users import Assignment
 from tests import support
 
 ASSIGN = (b"=joe:joe:1000:1001:/home/joe:::\n"

@@ -7,7 +7,7 @@ ignored. Exit codes: 0; 111 on read or write trouble.
 
 import sys
 
-from ucspi import exitcodes, filters
+from ucspi.runtime import exitcodes, filters
 
 PROG = "addcr"
 

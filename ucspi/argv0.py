@@ -2,13 +2,13 @@
 
 Synopsis: argv0 realname program [ arg ... ]
 Runs realname with the argument list `program arg ...`, so that realname sees program
-as its name. Our own programs continue warm in this process (ucspi.warmstart).
+as its name. Our own programs continue warm in this process (ucspi.runtime.launch).
 Exit codes: 100 usage; 111 if realname cannot be run; else realname's.
 """
 
 import sys
 
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 PROG = "argv0"
 
@@ -19,6 +19,6 @@ def main(argv: list[str] | None = None) -> int:
         exitcodes.usage(PROG, "argv0 realname program [ arg ... ]")
     realname = argv[1]
     try:
-        warmstart.exec_program(argv[2:], program=realname)
+        launch.exec_program(argv[2:], program=realname)
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {realname}", err)

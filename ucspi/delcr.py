@@ -8,7 +8,7 @@ Exit codes: 0; 111 on read or write trouble.
 
 import sys
 
-from ucspi import exitcodes, filters
+from ucspi.runtime import exitcodes, filters
 
 PROG = "delcr"
 

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 
-from ucspi import exitcodes, filters, sgetopt, warmstart
+from ucspi.runtime import exitcodes, filters, sgetopt, launch
 
 PROG = "ucspi-probe"
 
@@ -50,10 +50,10 @@ def report() -> dict:
         "umask": umask,
         "limits": {name: resource.getrlimit(getattr(resource, name)) for name in _LIMITS},
         # the directory listing itself holds one descriptor open while listing
-        "fds": [fd for fd in fds if warmstart.is_open(fd)],
+        "fds": [fd for fd in fds if launch.is_open(fd)],
         "signals": status,
         "title": title.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
-        "warm": "ucspi.warmstart" in sys.modules and sys.modules["ucspi.warmstart"]._identity_cache != {},
+        "warm": "ucspi.runtime.launch" in sys.modules and sys.modules["ucspi.runtime.launch"]._identity_cache != {},
         "pid": os.getpid(),
         "tz": [time.timezone, *time.tzname, time.strftime("%z", time.localtime(0))],
         "stdio": {name: _stream(getattr(sys, name)) for name in ("stdin", "stdout", "stderr")},

@@ -28,7 +28,7 @@ Exit codes: 0 after a blocked conversation; 100 usage; 111 smtpd cannot be run
 (`rblsmtpd: fatal: unable to run smtpd: reason`); otherwise smtpd's own.
 
 Environment: RBLSMTPD, TCPREMOTEIP (missing: the look-up name is base itself), DNSCACHEIP
-(DNS servers, else /etc/resolv.conf; see ucspi.dns_lookup), PATH, UCSPI_WARMSTART.
+(DNS servers, else /etc/resolv.conf; see ucspi.runtime.dns_lookup), PATH, UCSPI_WARMSTART.
 """
 
 import os
@@ -38,7 +38,7 @@ import sys
 import dns.exception
 import dns.name
 
-from ucspi import dns_lookup, exitcodes, sgetopt, warmstart
+from ucspi.runtime import dns_lookup, exitcodes, sgetopt, launch
 
 PROG = "rblsmtpd"
 USAGE = "rblsmtpd [ -b ] [ -R ] [ -t timeout ] [ -r base ] [ -a base ] smtpd [ arg ... ]"
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         temporary = must_not_bounce or decision == REJECT
         return block(ip, b"451" if temporary else b"553", text, timeout)
     try:
-        warmstart.exec_program(rest)
+        launch.exec_program(rest)
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {rest[0]}", err)
     return exitcodes.TEMPORARY

@@ -29,7 +29,7 @@ import select
 import signal
 import sys
 
-from ucspi import exitcodes, warmstart
+from ucspi.runtime import exitcodes, launch
 
 PROG = "recordio"
 USAGE = "recordio program [ arg ... ]"
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     os.close(to_read)
     os.close(from_write)
     try:
-        warmstart.exec_program(argv[1:])
+        launch.exec_program(argv[1:])
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {argv[1]}", err)
     return exitcodes.TEMPORARY

@@ -45,7 +45,7 @@ import select
 import socket
 import sys
 
-from ucspi import dns_lookup, exitcodes, remote_info, sgetopt, warmstart
+from ucspi.runtime import dns_lookup, exitcodes, remote_info, sgetopt, launch
 
 PROG = "tcpclient"
 USAGE = ("tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] "
@@ -230,7 +230,7 @@ def _resolve(host: str) -> list[str]:
 def _environment(sock: socket.socket, forcelocal, flag_host, flag_info, info_timeout,
                  verbosity) -> dict:
     """The tcp-environ(5) variables for the connected socket, on top of ours."""
-    env = warmstart.environ()
+    env = launch.environ()
     local_ip, local_port, interface = _split_address(sock.getsockname())
     try:
         remote_ip, remote_port, _ = _split_address(sock.getpeername())
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to set up descriptor 6", err)
     try:
-        warmstart.exec_program(program, env, keep_fds=NETWORK_FDS)
+        launch.exec_program(program, env, keep_fds=NETWORK_FDS)
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {program[0]}", err)
     return exitcodes.TEMPORARY

@@ -2,7 +2,7 @@
 
 Synopsis: tcprules cdb tmp  < rules.txt
 
-Reads rules (man tcprules; syntax in ucspi.cdb_rules) from standard input, writes the cdb to
+Reads rules (man tcprules; syntax in ucspi.runtime.cdb_rules) from standard input, writes the cdb to
 tmp (destroyed first if it exists), fsyncs it and renames it onto cdb, so tcpserver sees the
 old rules or the new ones, never a mixture. The cdb is byte-identical to C tcprules' for the
 same input. IPv6 addresses (fehcom ucspi-tcp6 syntax) are accepted as an extension.
@@ -14,7 +14,7 @@ Exit codes: 0 written; 100 usage or a line it cannot parse (cdb untouched, tmp r
 import os
 import sys
 
-from ucspi import cdb_rules, durable, exitcodes
+from ucspi.runtime import cdb_rules, durable, exitcodes
 
 PROG = "tcprules"
 USAGE = "tcprules rules.cdb rules.tmp"

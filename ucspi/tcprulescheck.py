@@ -19,7 +19,7 @@ Exit codes: 0 answered (even if standard output cannot be written, as C); 100 us
 import os
 import sys
 
-from ucspi import cdb_rules, exitcodes
+from ucspi.runtime import cdb_rules, exitcodes
 
 PROG = "tcprulescheck"
 USAGE = "tcprulescheck rules.cdb"

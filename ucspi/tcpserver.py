@@ -14,7 +14,7 @@ host is 0 (any address), a dotted IPv4 address, an IPv6 address (`::`, `::1`; be
 
 Rules (-x) are read afresh for every connection, so rerunning tcprules takes effect at
 once. Privileges (-g, -u, -U) are dropped after binding, before the first accept. Our own
-programs are warm-started (ucspi.warmstart; UCSPI_WARMSTART=0 turns that off).
+programs are warm-started (ucspi.runtime.launch; UCSPI_WARMSTART=0 turns that off).
 
 Exit codes: 100 usage; 111 cannot bind/listen/drop privileges. SIGTERM exits 0.
 A connection's child exits 100 when the rules deny it, 111 when it is dropped.
@@ -30,7 +30,7 @@ import signal
 import socket
 import sys
 
-from ucspi import exitcodes, privileges, server_loop, sgetopt, warmstart
+from ucspi.runtime import exitcodes, privileges, server_loop, sgetopt, launch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def resolve_host(host: str) -> tuple[int, str]:
             return family, host
         except OSError:
             pass
-    from ucspi import dns_lookup
+    from ucspi.runtime import dns_lookup
     try:
         found = dns_lookup.ips_of(host)
     except dns_lookup.DNSTrouble as err:
@@ -207,13 +207,13 @@ class Connection:
         self.changes[name] = value
 
     def exec_changes(self) -> dict[str, str | None]:
-        """The changes to our environment the program gets (warmstart.exec_program)."""
+        """The changes to our environment the program gets (launch.exec_program)."""
         # a rule such as `:allow,=x` names no variable an exec can pass
         return {name: value for name, value in self.changes.items() if name and "=" not in name}
 
 
 def lookup_name(ip: str, paranoid: bool) -> str | None:
-    from ucspi import dns_lookup
+    from ucspi.runtime import dns_lookup
     try:
         name = dns_lookup.name_of(ip)
         if name and paranoid and ip not in dns_lookup.ips_of(name, ipv6=":" in ip):
@@ -224,7 +224,7 @@ def lookup_name(ip: str, paranoid: bool) -> str | None:
 
 
 def remote_info(c: Connection) -> str | None:
-    from ucspi import remote_info as ident
+    from ucspi.runtime import remote_info as ident
     return ident.ident(c.local_ip, c.local_port, c.remote_ip, c.remote_port, c.o.info_timeout)
 
 
@@ -249,7 +249,7 @@ def follow_rules(o: Options, c: Connection, remote_host, info) -> bool:
     """Apply the first matching rule's variables; True when it denies. Raises RulesTrouble."""
     if not o.rules:
         return False
-    from ucspi import cdb_rules  # already loaded by main, before the first fork
+    from ucspi.runtime import cdb_rules  # already loaded by main, before the first fork
     try:
         rule = cdb_rules.lookup(o.rules, c.remote_ip, remote_host, info)
     except FileNotFoundError as err:
@@ -314,7 +314,7 @@ def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) 
 
 
 def start_program(o: Options, program: list[str], fd: int, deny: bool,
-                  changes: dict, resolved=warmstart.UNRESOLVED) -> NoReturn:
+                  changes: dict, resolved=launch.UNRESOLVED) -> NoReturn:
     """The end of a child: exit 100 when denied, else the connection's descriptor fd as
     fds 0 and 1 and program."""
     if deny:
@@ -324,7 +324,7 @@ def start_program(o: Options, program: list[str], fd: int, deny: bool,
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
-        warmstart.exec_program(program, changes=changes, resolved=resolved)
+        launch.exec_program(program, changes=changes, resolved=resolved)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 
@@ -342,15 +342,15 @@ def prepare_in_parent(o: Options, program: list[str], conn: socket.socket) -> by
         return None
     set_socket_options(o, c)
     changes = c.exec_changes()
-    resolved = None if deny else warmstart.resolve_changed(program[0], changes)
-    plan = warmstart.plan_socket_child(changes, resolved) if resolved else None
+    resolved = None if deny else launch.resolve_changed(program[0], changes)
+    plan = launch.plan_socket_child(changes, resolved) if resolved else None
     if plan:
         changes = resolved = None  # the plan says it all
     return marshal.dumps((deny, plan, changes, resolved, c.local_ip, c.local_port,
                           c.remote_ip, c.remote_port))
 
 
-_loads, _run_socket_child = marshal.loads, warmstart.run_socket_child  # see warmstart._dup2
+_loads, _run_socket_child = marshal.loads, launch.run_socket_child  # see launch._dup2
 
 
 def run_prepared(o: Options, verbose: bool, program: list[str], fd: int, payload: bytes) -> NoReturn:
@@ -384,11 +384,11 @@ def start_directly(o: Options, program: list[str], conn: socket.socket) -> int |
     except RulesTrouble:
         return None
     changes = c.exec_changes()
-    view = warmstart.ChangedEnviron(changes)
-    path = warmstart.find_program(program[0], view)
-    if path is None or warmstart.resolve(program[0], view):
+    view = launch.ChangedEnviron(changes)
+    path = launch.find_program(program[0], view)
+    if path is None or launch.resolve(program[0], view):
         return None  # not found (the child says so as C's does), or ours
-    env = warmstart.environ_bytes(changes)
+    env = launch.environ_bytes(changes)
     set_socket_options(o, c)
     fd = conn.fileno()
     try:
@@ -414,13 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     port = resolve_port(port_arg)
     family, address = resolve_host(host)
     if o.remote_host or o.local_name is None:
-        from ucspi import dns_lookup  # noqa: F401  (loaded once, before the children)
+        from ucspi.runtime import dns_lookup  # noqa: F401  (loaded once, before the children)
     listener = listen(family, address, port, o.backlog)
-    warm = warmstart.preload(program[0])
+    warm = launch.preload(program[0])
     if o.remote_info:
-        from ucspi import remote_info as _ident  # noqa: F401
+        from ucspi.runtime import remote_info as _ident  # noqa: F401
     if o.rules:
-        from ucspi import cdb_rules  # noqa: F401
+        from ucspi.runtime import cdb_rules  # noqa: F401
     # Everything the children run is imported before the switch: the new uid may not be
     # able to read the interpreter's library (exec'd programs read theirs afresh anyway).
     privileges.drop(PROG, o.uid, o.gid)

@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 
-from ucspi import exitcodes, peer_credentials, sgetopt, warmstart
+from ucspi.runtime import exitcodes, peer_credentials, sgetopt, launch
 
 PROG = "unixclient"
 USAGE = "unixclient [ -qQv ] socket program"
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     peer = peer_credentials.of(s)
     if verbosity >= 2:
         exitcodes.say(f"{PROG}: connected to {path} pid {peer.pid}")
-    env = warmstart.environ()
+    env = launch.environ()
     env.update({"PROTO": "UNIX", "UNIXREMOTEPATH": path, "UNIXREMOTEPID": str(peer.pid),
                 "UNIXREMOTEEUID": str(peer.uid), "UNIXREMOTEEGID": str(peer.gid)})
     fd = s.detach()
@@ -52,6 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(fd, 7)
         if fd not in (6, 7):
             os.close(fd)
-        warmstart.exec_program(program, env, keep_fds=(6, 7))
+        launch.exec_program(program, env, keep_fds=(6, 7))
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {program[0]}", err)

@@ -29,7 +29,7 @@ import socket
 import stat
 import sys
 
-from ucspi import exitcodes, peer_credentials, privileges, server_loop, sgetopt, warmstart
+from ucspi.runtime import exitcodes, peer_credentials, privileges, server_loop, sgetopt, launch
 
 
 PROG = "unixserver"
@@ -149,7 +149,7 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
             conn.sendall(o.banner)
         except OSError as err:
             server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
-    env = warmstart.environ()
+    env = launch.environ()
     env.update({
         "PROTO": "UNIX",
         "UNIXLOCALPATH": path,
@@ -167,7 +167,7 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
     try:
-        warmstart.exec_program(program, env)
+        launch.exec_program(program, env)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.verbosity == 0:
         sys.stderr = open(os.devnull, "w")
     listener = listen(o, path)
-    warmstart.preload(program[0])  # before the switch: the new uid may not read the library
+    launch.preload(program[0])  # before the switch: the new uid may not read the library
     privileges.drop(PROG, o.uid, o.gid)
     server_pid = os.getpid()  # UNIXLOCALPID: the children's parent is the fork helper
 

@@ -1,0 +1,46 @@
+"""The program a delivery helper runs and judges (condredirect, bouncesaying, except).
+
+The program is started as execvp would (suite programs warm, anything else exec'd) with
+the helper's descriptors; a program that cannot be started exits 111 when the reason is
+temporary and 100 otherwise, as the helpers' C children do.
+"""
+
+import os
+import sys
+
+from qmail.queue import spawn_protocol
+from ucspi.runtime import launch
+
+
+class Crashed(Exception):
+    """The program was killed by a signal."""
+
+
+class WaitFailed(Exception):
+    """waitpid failed."""
+
+
+def run(argv: list[str]) -> int:
+    """Run argv to completion; its exit code. Raises Crashed, WaitFailed or OSError (fork)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pid = os.fork()
+    if pid == 0:
+        code = 100
+        try:
+            launch.exec_program(argv)
+        except OSError as err:
+            code = 111 if spawn_protocol.errno_temporary(err.errno or 0) else 100
+        except BaseException:
+            code = 111
+        os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except OSError as err:
+        raise WaitFailed() from err
+    if os.WIFSIGNALED(status):
+        raise Crashed()
+    return os.WEXITSTATUS(status)

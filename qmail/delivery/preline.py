@@ -1,0 +1,75 @@
+"""preline: feed a program with the delivery's From_, Return-Path and Delivered-To lines
+in front of the message (preline(1)).
+
+Synopsis:
+    preline [ -frdFRD ] cmd [ arg ... ]
+
+For .qmail lines such as `|preline procmail`: cmd gets $UFLINE, $RPLINE and $DTLINE
+(set by qmail-local) and then the message on its input. -f, -r, -d leave out the From_,
+Return-Path, Delivered-To line; -F, -R, -D put it back.
+
+Exit codes: cmd's; 100 usage (also when UFLINE, RPLINE or DTLINE is not set) or cmd not
+runnable for good; 111 temporary trouble or cmd crashed.
+"""
+
+import os
+import signal
+import sys
+
+from qmail.queue import spawn_protocol
+from ucspi.runtime import children, exitcodes, filters, sgetopt, launch
+
+PROG = "preline"
+USAGE = "preline cmd [ arg ... ]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    lines = {}
+    for name in (b"UFLINE", b"RPLINE", b"DTLINE"):
+        if name not in os.environb:
+            exitcodes.usage(PROG, USAGE)
+        lines[name] = os.environb[name]
+    try:
+        opts, rest = sgetopt.getopt(argv, "frdFRD", PROG)
+    except sgetopt.UsageError:
+        exitcodes.usage(PROG, USAGE)
+    wanted = {b"UFLINE": True, b"RPLINE": True, b"DTLINE": True}
+    for opt, _ in opts:
+        key = {"f": b"UFLINE", "r": b"RPLINE", "d": b"DTLINE"}[opt.lower()]
+        wanted[key] = opt.isupper()
+    if not rest:
+        exitcodes.usage(PROG, USAGE)
+    try:
+        read_end, write_end = os.pipe()
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to create pipe", err)
+    try:
+        pid = os.fork()
+    except OSError as err:
+        exitcodes.fatal_sys(PROG, "unable to fork", err)
+    if pid == 0:
+        os.close(write_end)
+        os.dup2(read_end, 0)
+        os.close(read_end)
+        try:
+            launch.exec_program(rest)
+        except OSError as err:
+            code = 111 if spawn_protocol.errno_temporary(err.errno or 0) else 100
+            exitcodes.say(f"{PROG}: fatal: unable to run {rest[0]}: {exitcodes.error_str(err)}")
+            os._exit(code)
+        os._exit(111)
+    os.close(read_end)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    head = b"".join(lines[k] for k in (b"UFLINE", b"RPLINE", b"DTLINE") if wanted[k])
+    try:
+        filters.write_all(write_end, head)
+        while True:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                break
+            filters.write_all(write_end, chunk)
+    except OSError as err:  # a program that stops reading early included, as in qmail
+        exitcodes.fatal_sys(PROG, "unable to copy input", err)
+    os.close(write_end)
+    return children.exit_code(PROG, pid)
