@@ -21,7 +21,7 @@ test: venv
 
 run: venv
 	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."
-	exec $(BIN)/python -m qmail.run_demo var
+	exec $(BIN)/python -m devtools.run_demo var
 
 # Every benchmark (bench/*, not the *.py modules they share) prints our figures beside the C tools' (when installed), measured in the same run.
 # Bytecode first: a server that compiles stale sources at start (PYTHONDONTWRITEBYTECODE

@@ -1,5 +1,5 @@
 """End to end (issue 8): the book's services under svscan in embedded mode, as an ordinary
-user, started the way `make run` starts them (python -m qmail.run_demo DIR), once with warm
+user, started the way `make run` starts them (python -m devtools.run_demo DIR), once with warm
 start on and once with it off (UCSPI_WARMSTART=0 for every program of the scenario).
 
 Proves: a mail sent by smtplib and by swaks reaches the demo Maildir and shows in the smtpd
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import e2e_support, support
+from tests import support
 
 SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued")
 DELIVERY_TIMEOUT = 60.0
@@ -33,8 +33,8 @@ DELIVERY_TIMEOUT = 60.0
 
 @pytest.fixture(scope="session")
 def project():
-    yield e2e_support.project_copy()
-    e2e_support.remove_copies()
+    yield support.project_copy()
+    support.remove_copies()
 
 
 class Suite:
@@ -51,14 +51,14 @@ class Suite:
         self.bin = project / ".venv" / "bin"
         self.smtp, self.qmtp, self.qmqp = (support.free_port() for _ in range(3))
         extra = {} if warm else {"UCSPI_WARMSTART": "0"}
-        self.env = e2e_support.user_env(self.base, SMTP_PORT=str(self.smtp),
-                                        QMTP_PORT=str(self.qmtp), QMQP_PORT=str(self.qmqp),
-                                        **extra)
+        self.env = support.user_env(self.base, SMTP_PORT=str(self.smtp),
+                                    QMTP_PORT=str(self.qmtp), QMQP_PORT=str(self.qmqp),
+                                    **extra)
         self.proc = support.Proc(support.as_user(
-            [self.bin / "python", "-m", "qmail.run_demo", self.var], self.user),
+            [self.bin / "python", "-m", "devtools.run_demo", self.var], self.user),
             env=self.env, cwd=self.base)
         # this suite outlives a test: stopped by the fixture, not by conftest after each test
-        support._running.remove(self.proc)
+        self.proc.detach()
         self.proc.out.wait_line("Send it a mail:", timeout=120)
         support.wait_port(self.smtp, timeout=60)
         self.me = (self.var / "control" / "me").read_text().split("\n")[0]
@@ -128,8 +128,8 @@ class Suite:
         try:
             self.proc.send_signal(signal.SIGTERM)
             code = self.proc.wait(timeout=60)
-            left = e2e_support.processes_under(str(self.base))
-            e2e_support.kill_all(left)
+            left = support.processes_under(str(self.base))
+            support.kill_all(left)
             assert code == 0, self.proc.err.read_available()
             assert left == [], left
         finally:
@@ -172,7 +172,7 @@ def test_mail_by_smtplib_and_swaks_reaches_the_maildir_and_both_logs(suite):
 def test_warm_start_switch_reaches_every_program_of_the_suite(suite):
     """Warm: programs continue in forked interpreters titled with their names; cold
     (UCSPI_WARMSTART=0, kept across qmail-send's env -): each is a fresh interpreter."""
-    commands = [cmd for _, cmd in e2e_support.processes_under(str(suite.base))]
+    commands = [cmd for _, cmd in support.processes_under(str(suite.base))]
     python = str(suite.bin / "python")
     send = f"{python} {suite.var}/bin/qmail-send"
     tcpserver = f"{python} {suite.bin}/tcpserver -v "
@@ -343,14 +343,14 @@ def test_root_mode_services_run_as_qmails_users_and_deliver_as_the_mailbox_owner
     as qmaild (its mail queued through qmail-queued as qmailq), loggers as qmaill, and
     qmail-local as the recipient's own uid. Only the listening addresses are changed to
     127.0.0.1 and free ports, as an administrator would edit them."""
-    from qmail import run_demo
+    from devtools import run_demo
 
     user = support.unprivileged_user()
     base = Path(tempfile.mkdtemp(prefix="e2e-root-"))
     base.chmod(0o755)
     root, services, home = base / "qmail", base / "service", base / "home"
     bin_dir = project / ".venv" / "bin"
-    env = e2e_support.user_env(base)
+    env = support.user_env(base)
     scanner = None
     try:
         done = support.run([bin_dir / "qmail-install", "--fqdn", "mx.example.net", "--services",
@@ -389,7 +389,7 @@ def test_root_mode_services_run_as_qmails_users_and_deliver_as_the_mailbox_owner
         assert mail.stat().st_uid == user.pw_uid
         assert b"Subject: root-mode\n" in mail.read_bytes()
         owners = {}
-        for pid, cmd in e2e_support.session_members(scanner.pid):
+        for pid, cmd in support.session_members(scanner.pid):
             owners.setdefault(cmd.split(" ")[0], set()).add(
                 pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name)
         assert owners["tcpserver"] == {"qmaild"}, owners
@@ -403,7 +403,7 @@ def test_root_mode_services_run_as_qmails_users_and_deliver_as_the_mailbox_owner
     finally:
         if scanner is not None:
             run_demo.shut_down(scanner.popen, str(services))
-            left = e2e_support.session_members(scanner.pid)
+            left = support.session_members(scanner.pid)
             scanner.stop()
             assert left == [], left
         shutil.rmtree(base, ignore_errors=True)

@@ -13,23 +13,23 @@ import time
 
 import pytest
 
-from tests import e2e_support, support
+from tests import support
 
 
 @pytest.fixture(scope="module")
 def clone():
     """A fresh copy (no .venv, no var) owned by the ordinary user."""
-    src = e2e_support.fresh_copy(prefix="make-run-")
+    src = support.fresh_copy(prefix="make-run-")
     yield src
-    left = e2e_support.processes_under(str(src))
-    e2e_support.kill_all(left)
+    left = support.processes_under(str(src))
+    support.kill_all(left)
     shutil.rmtree(src.parent, ignore_errors=True)
 
 
 def make_run(src, **ports):
     user = support.unprivileged_user()
-    env = e2e_support.user_env(src.parent, PYTHON=e2e_support.user_python(),
-                               **{k: str(v) for k, v in ports.items()})
+    env = support.user_env(src.parent, PYTHON=support.user_python(),
+                           **{k: str(v) for k, v in ports.items()})
     return support.Proc(support.as_user(["make", "run", f"PYTHON={env['PYTHON']}"], user),
                         env=env, cwd=src)
 
@@ -60,8 +60,8 @@ def stop_and_check(proc, src, how) -> list:
     try:
         proc.wait(timeout=60)
     finally:
-        left = e2e_support.processes_under(str(src))
-        e2e_support.kill_all(left)
+        left = support.processes_under(str(src))
+        support.kill_all(left)
         proc.stop()
     return left
 
@@ -159,7 +159,7 @@ def test_a_port_in_use_is_reported_at_once_not_retried(clone, first_run):
         assert (f"make run: fatal: unable to use 127.0.0.1:{ports['SMTP_PORT']} (set SMTP_PORT "
                 f"to another port): address already used\n").encode() in err
         assert time.monotonic() - started < 120
-        assert e2e_support.processes_under(str(clone)) == []
+        assert support.processes_under(str(clone)) == []
     finally:
         holder.close()
 
@@ -168,7 +168,7 @@ def test_a_second_make_run_on_a_running_tree_is_refused(clone, first_run):
     first = make_run(clone, **free_ports())
     try:
         first.out.wait_line("Send it a mail:", timeout=300)
-        support.wait_for(lambda: len(e2e_support.processes_under(str(clone / "var"))) > 10,
+        support.wait_for(lambda: len(support.processes_under(str(clone / "var"))) > 10,
                          timeout=60, what="the first make run's services")
         time.sleep(1)
         second = make_run(clone, **free_ports())
@@ -186,7 +186,7 @@ def test_a_second_make_run_on_a_running_tree_is_refused(clone, first_run):
 
 @pytest.mark.skipif(os.getuid() != 0, reason="only root is refused")
 def test_root_is_told_to_run_it_as_an_ordinary_user(tmp_path):
-    done = support.run([support.prog("python"), "-m", "qmail.run_demo", tmp_path / "var"],
+    done = support.run([support.prog("python"), "-m", "devtools.run_demo", tmp_path / "var"],
                        timeout=60)
     assert done.returncode == 100
     assert done.stderr == (b"make run: fatal: run me as an ordinary user (as root, install "

@@ -1,6 +1,8 @@
 """run_demo: what `make run` runs: a working mail server as you, in ./var, under svscan.
 
-Synopsis: python -m qmail.run_demo [ DIR ]        (DIR default ./var)
+Synopsis: python -m devtools.run_demo [ DIR ]     (DIR default ./var)
+
+Not shipped: the developer's demo (setup.cfg installs ucspi, supervise and qmail only).
 
 Installs (or completes: a second run reuses the tree and keeps its mail) an embedded qmail
 in DIR (qmail-install --embedded DIR --services DIR/service), checks that the ports are
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 
+from devtools.harness import session_members
 from qmail.tools import install_services, qmail_install
 from supervise import svc
 from ucspi.runtime import exitcodes
@@ -209,19 +212,7 @@ def running(dirs: list[str]) -> bool:
 
 def members(sid: int) -> list[int]:
     """Live processes of session sid (svscan's, which everything it started shares)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if fields[0] != b"Z" and int(fields[3]) == sid:
-            found.append(int(entry))
-    return found
+    return [pid for pid, _ in session_members(sid)]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""The project as an ordinary user sees it: embedded mode, `make run`, the end-to-end tests
+and benchmarks run as such a user (as root: a created one, run through setpriv).
+
+That user may not be able to run the project's interpreter (a pyenv under /root, mode 0700)
+nor read the checkout (a private directory), so fresh_copy() copies the working tree (what
+git tracks or would track) into a world-readable temporary directory owned by the user,
+without a .venv; project_copy() builds its venv there (once per process) with
+user_python(): the interpreter running this when the user can run it, so that a test run
+on Python 3.x builds 3.x, else the system's python3.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from devtools.harness import ROOT
+
+USER_PATH = "/usr/local/bin:/usr/bin:/bin"
+UNPRIVILEGED_USER = "suitetest"
+_copies: dict[str, Path] = {}
+
+
+def unprivileged_user() -> pwd.struct_passwd:
+    """An ordinary user for embedded mode: the current one, or (as root) a created one."""
+    if os.getuid() != 0:
+        return pwd.getpwuid(os.getuid())
+    try:
+        return pwd.getpwnam(UNPRIVILEGED_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
+                        UNPRIVILEGED_USER], check=True, capture_output=True)
+        return pwd.getpwnam(UNPRIVILEGED_USER)
+
+
+def as_user(argv, user: pwd.struct_passwd) -> list[str]:
+    """argv prefixed so that it runs as user (setpriv when root, unchanged otherwise)."""
+    if os.getuid() != 0:
+        return [str(a) for a in argv]
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            *[str(a) for a in argv]]
+
+
+def user_env(home: Path, **extra) -> dict:
+    """A plain environment for the ordinary user: no pyenv, no venv, no QMAIL_ROOT."""
+    env = {"PATH": USER_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def user_python() -> str:
+    """An interpreter the ordinary user can run, with venv and ensurepip: the one running
+    this (the base of its venv), else /usr/bin/python3 or /usr/local/bin/python3, else
+    python3 from PATH."""
+    probe = "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))"
+    running = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    for candidate in (running, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.access(candidate, os.X_OK) and subprocess.run(
+                as_user([candidate, "-c", probe], unprivileged_user()), cwd="/",
+                env=user_env(Path("/")), capture_output=True, timeout=60).returncode == 0:
+            return candidate
+    return "python3"
+
+
+def fresh_copy(prefix: str = "e2e-") -> Path:
+    """A new copy of the working tree (no .venv, no var), owned by the ordinary user."""
+    user = unprivileged_user()
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    src = base / "src"
+    for name in project_files():
+        if not name or name.startswith(("var/", ".venv/")):
+            continue
+        path = ROOT / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        target = src / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    if os.getuid() == 0:
+        for path in [base, *base.rglob("*")]:
+            os.lchown(path, user.pw_uid, user.pw_gid)
+    return src
+
+
+def project_files() -> list[str]:
+    """What a fresh clone would hold (plus files not yet committed): git's list, or, where
+    git cannot list (no git, a checkout owned by someone else), the tree without build
+    products."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"],
+                                cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+        return [n for n in listed.decode().split("\0") if n]
+    except (OSError, subprocess.SubprocessError):
+        skip = {".git", ".venv", "var", "__pycache__", "build", ".pytest_cache",
+                ".hypothesis"}
+        found = []
+        for top, dirs, files in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if d not in skip and not d.endswith(".egg-info")]
+            found += [os.path.relpath(os.path.join(top, f), ROOT) for f in files]
+        return found
+
+
+def project_copy() -> Path:
+    """This process's copy of the project with its venv built (made once, then reused)."""
+    if "venv" not in _copies:
+        src = fresh_copy()
+        done = subprocess.run(as_user(["make", "-s", "venv", f"PYTHON={user_python()}"],
+                                      unprivileged_user()),
+                              env=user_env(src.parent), cwd=src, capture_output=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        _copies["venv"] = src
+    return _copies["venv"]
+
+
+def remove_copies() -> None:
+    for src in _copies.values():
+        shutil.rmtree(src.parent, ignore_errors=True)
+    _copies.clear()
