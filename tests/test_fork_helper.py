@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests import support
-from tests.test_warmstart import GLIBC_INTERNAL
+from tests.test_launch import GLIBC_INTERNAL
 from tests.ucspi_servers import exchange, start_tcpserver
 
 
