@@ -11,12 +11,11 @@ otherwise child's.
 Files: the password database (getpwnam). Environment: PATH finds child.
 """
 
-import os
 import pwd
 import sys
 
 from supervise import pathexec
-from ucspi.runtime import exitcodes, launch
+from ucspi.runtime import exitcodes, launch, privileges
 
 PROG = "setuidgid"
 
@@ -35,14 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     pathexec.prepare(child, env)
     try:
         # as 0.76's prot_gid: the primary group is the only supplementary group
-        os.setgroups([pw.pw_gid])
-        os.setgid(pw.pw_gid)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "unable to setgid", err)
-    try:
-        os.setuid(pw.pw_uid)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, "unable to setuid", err)
+        privileges.become(pw.pw_uid, pw.pw_gid, [pw.pw_gid])
+    except privileges.PrivilegeError as err:
+        exitcodes.fatal_sys(PROG, f"unable to set{err.step}", err)
     try:
         pathexec.run(child, env)
     except OSError as err:

@@ -132,27 +132,13 @@ class Supervisor:
     # -- children ---------------------------------------------------------------
     def _fork(self, argv: list[str], what: str) -> int:
         """fork and run argv (exec'd, or warm if it is one of ours); 0 if fork failed."""
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
         try:
-            pid = os.fork()
+            return launch.spawn(argv, complaint=f"{PROG}: fatal: unable to start {self.dir}/{what}: {{reason}}")
         except OSError as err:
             exitcodes.warn_sys(PROG, f"unable to fork for {self.dir}, sleeping 60 seconds", err)
             time.sleep(60)
             self.trigger()  # Debian's patch: try again instead of waiting for an event
             return 0
-        if pid:
-            return pid
-        try:
-            launch.exec_program(argv)
-        except OSError as err:
-            exitcodes.say(f"{PROG}: fatal: unable to start {self.dir}/{what}: {exitcodes.error_str(err)}")
-        except BaseException:
-            pass
-        os._exit(111)
 
     def try_start(self) -> None:
         if self.finish_pid:

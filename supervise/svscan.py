@@ -34,7 +34,6 @@ import signal
 import stat
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 
 
@@ -81,38 +80,10 @@ def _start_child(argv: list[str], fds: dict[int, int], cwd: str | None, label: s
     Returns the child's pid; raises OSError when fork fails. A child that cannot run
     supervise reports it with the C program's words and exits 111.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 111
-    try:
-        try:
-            for target, source in fds.items():
-                os.dup2(source, target)
-        except OSError as err:
-            exitcodes.warn_sys(PROG, f"unable to set up descriptors for {label}", err)
-            os._exit(code)
-        if cwd is not None:
-            try:
-                os.chdir(cwd)
-            except OSError as err:
-                exitcodes.warn_sys(PROG, f"unable to switch to {cwd}", err)
-                os._exit(code)
-        try:
-            launch.exec_program(argv)
-        except OSError as err:
-            exitcodes.warn_sys(PROG, f"unable to start supervise {label}", err)
-    except BaseException:
-        try:
-            traceback.print_exc()
-        except BaseException:
-            pass
-    os._exit(code)
+    return launch.spawn(argv, fds=fds, cwd=cwd, complaint={
+        "fds": f"{PROG}: warning: unable to set up descriptors for {label}: {{reason}}",
+        "cwd": f"{PROG}: warning: unable to switch to {cwd}: {{reason}}",
+        "run": f"{PROG}: warning: unable to start supervise {label}: {{reason}}"})
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from tests import support
 from tests.ucspi_servers import exchange, start_tcpserver
 
-COMPARED = ("argv", "env", "cwd", "ids", "umask", "limits", "fds", "signals", "stdio")
+COMPARED = ("argv", "env", "cwd", "ids", "saved_ids", "dumpable", "umask", "limits", "fds", "signals", "stdio")
 
 
 def probe_via_tcpserver(tmp_path, warm: bool, probe_args=(), extra_env=None):

@@ -3,7 +3,8 @@
 Synopsis:
     ucspi-probe [ -x code | -k signal ] [ arg ... ]
 
-Writes one JSON object to descriptor 1: argv, environment, cwd, uid/gid/groups, umask,
+Writes one JSON object to descriptor 1: argv, environment, cwd, uid/gid/groups (and the
+saved uid and gid, whether the process is dumpable, whether it could take root back), umask,
 resource limits, open descriptors, signal dispositions and mask (from /proc/self/status),
 process title, the time zone the C library and the time module use, and whether the
 process was warm-started. Administrators use it the way
@@ -22,7 +23,7 @@ import signal
 import sys
 import time
 
-from ucspi.runtime import exitcodes, filters, sgetopt, launch
+from ucspi.runtime import durable, exitcodes, sgetopt, launch
 
 PROG = "ucspi-probe"
 
@@ -47,6 +48,9 @@ def report() -> dict:
         "env": dict(os.environ),
         "cwd": os.getcwd(),
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())],
+        "saved_ids": [os.getresuid()[2], os.getresgid()[2]],
+        "dumpable": _dumpable(),
+        "regains_root": _regains_root(),
         "umask": umask,
         "limits": {name: resource.getrlimit(getattr(resource, name)) for name in _LIMITS},
         # the directory listing itself holds one descriptor open while listing
@@ -58,6 +62,31 @@ def report() -> dict:
         "tz": [time.timezone, *time.tzname, time.strftime("%z", time.localtime(0))],
         "stdio": {name: _stream(getattr(sys, name)) for name in ("stdin", "stdout", "stderr")},
     }
+
+
+def _dumpable() -> int | None:
+    """prctl(PR_GET_DUMPABLE): 0 when another user may not ptrace us or read /proc/self."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        return None
+
+
+def _regains_root() -> bool | None:
+    """Whether a process not running as root could make root its effective uid again (a
+    saved root uid would let it): tried in a forked child, so this one stays as it is."""
+    if os.geteuid() == 0:
+        return None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.seteuid(0)
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _stream(stream) -> dict | None:
@@ -77,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except sgetopt.UsageError:
         exitcodes.usage(PROG, "ucspi-probe [ -x code | -k signal ] [ arg ... ]")
     data = json.dumps(report(), sort_keys=True).encode() + b"\n"
-    filters.write_all(1, data)
+    durable.write_all(1, data)
     for opt, arg in opts:
         if opt == "x":
             return int(arg)

@@ -23,7 +23,6 @@ Environment read: UID and GID (-U), DNSCACHEIP (name look-ups), UCSPI_WARMSTART.
 
 from __future__ import annotations
 
-import functools
 import marshal
 import os
 import signal
@@ -289,8 +288,67 @@ def say_verdict(pid: int, deny: bool, local_host, local_ip: str, local_port: int
                   f"{safe(remote_host)}:{safe(remote_ip)}:{safe(info)}:{remote_port}")
 
 
-def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) -> None:
-    """The child's work for one connection, ending in the program (or an exit)."""
+class Plan:
+    """How every connection is served, decided once at start-up.
+
+    With nothing slow or failing per connection (-H -R -l name, no banner), this server
+    works out each connection's environment and rules itself, and launch.plan_start says
+    how the program starts: ours warm in a child of the fork helper, anything else with
+    posix_spawn (no fork of this interpreter). Otherwise the child does the look-ups, as
+    C's child does. Either way a child ends in `finish`.
+    """
+
+    def __init__(self, o: Options, program: list[str]):
+        self.o = o
+        self.program = program
+        self.verbose = o.verbosity >= 2
+        self.here = not (o.remote_host or o.remote_info or o.local_name is None or o.banner)
+
+    def start(self, conn: socket.socket) -> int | bytes:
+        """In the server: a pid (started without a fork), or the child's payload."""
+        if not self.here:
+            return b""
+        o = self.o
+        c = Connection(o, conn)
+        describe(c, o.local_name, None, None)
+        try:
+            deny = follow_rules(o, c, None, None)
+        except RulesTrouble:
+            return b""  # the child reports it, as C's does
+        set_socket_options(o, c)
+        start = None if deny else launch.plan_start(self.program[0], c.exec_changes())
+        if start and start[0] == launch.EXTERNAL:
+            try:
+                pid = launch.start_external(start, self.program, conn.fileno())
+            except OSError:
+                start = (launch.GENERAL, None, c.exec_changes())  # the child says why
+            else:
+                if self.verbose:
+                    exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
+                log_verdict(o, pid, c, o.local_name, None, None, False)
+                return pid
+        return _dumps((c.local_ip, c.local_port, c.remote_ip, c.remote_port, start))
+
+    def child(self, fd: int, payload: bytes) -> NoReturn:
+        """In the connection's child: the log lines, then the program (or exit 100)."""
+        if not payload:
+            conn = socket.socket(fileno=fd)
+            conn.setblocking(True)
+            handle(self.o, self.program, conn)
+        local_ip, local_port, remote_ip, remote_port, start = _loads(payload)
+        if self.verbose:
+            pid = os.getpid()
+            exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
+            say_verdict(pid, start is None, self.o.local_name, local_ip, local_port, None,
+                        remote_ip, None, remote_port)
+        finish(self.o, self.program, fd, start)
+
+
+_dumps, _loads = marshal.dumps, marshal.loads
+
+
+def handle(o: Options, program: list[str], conn: socket.socket) -> NoReturn:
+    """The child's work for one connection when the look-ups are done here."""
     c = Connection(o, conn)
     pid = os.getpid()
     if o.verbosity >= 2:
@@ -310,97 +368,20 @@ def handle(o: Options, program: list[str], conn: socket.socket, payload: bytes) 
     except RulesTrouble as trouble:
         server_loop.drop(PROG, o.verbosity, f"unable to read {o.rules}", trouble.__cause__)
     log_verdict(o, pid, c, local_host, remote_host, info, deny)
-    start_program(o, program, conn.detach(), deny, c.exec_changes())
+    finish(o, program, conn.detach(), None if deny else (launch.GENERAL, None, c.exec_changes()))
 
 
-def start_program(o: Options, program: list[str], fd: int, deny: bool,
-                  changes: dict, resolved=launch.UNRESOLVED) -> NoReturn:
-    """The end of a child: exit 100 when denied, else the connection's descriptor fd as
-    fds 0 and 1 and program."""
-    if deny:
+def finish(o: Options, program: list[str], fd: int, start: tuple | None) -> NoReturn:
+    """The end of a child: exit 100 when denied (start None), else the program with the
+    connection's descriptor fd as fds 0 and 1."""
+    if start is None:
         raise SystemExit(100)
     try:
-        server_loop.attach_stdio(fd)
-    except OSError as err:
+        launch.run_planned(program, fd, start)
+    except launch.DescriptorTrouble as err:
         server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
-    try:
-        launch.exec_program(program, changes=changes, resolved=resolved)
     except OSError as err:
         server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
-
-
-def prepare_in_parent(o: Options, program: list[str], conn: socket.socket) -> bytes | None:
-    """The child's work done in the parent, for a program of ours when nothing slow or
-    failing happens per connection (-H -R -l, no banner, rules readable): the payload
-    run_prepared() finishes with, or None to leave it all to the child (which reports
-    trouble exactly as C's child does)."""
-    c = Connection(o, conn)
-    describe(c, o.local_name, None, None)
-    try:
-        deny = follow_rules(o, c, None, None)
-    except RulesTrouble:
-        return None
-    set_socket_options(o, c)
-    changes = c.exec_changes()
-    resolved = None if deny else launch.resolve_changed(program[0], changes)
-    plan = launch.plan_socket_child(changes, resolved) if resolved else None
-    if plan:
-        changes = resolved = None  # the plan says it all
-    return marshal.dumps((deny, plan, changes, resolved, c.local_ip, c.local_port,
-                          c.remote_ip, c.remote_port))
-
-
-_loads, _run_socket_child = marshal.loads, launch.run_socket_child  # see launch._dup2
-
-
-def run_prepared(o: Options, verbose: bool, program: list[str], fd: int, payload: bytes) -> NoReturn:
-    """The child's part after prepare_in_parent: the log lines (verbose: -v), then the
-    program."""
-    deny, plan, changes, resolved, local_ip, local_port, remote_ip, remote_port = _loads(payload)
-    if verbose:
-        pid = os.getpid()
-        exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
-        say_verdict(pid, deny, o.local_name, local_ip, local_port, None, remote_ip, None, remote_port)
-    if plan:
-        try:
-            _run_socket_child(program, fd, plan)
-        except OSError as err:
-            server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
-    start_program(o, program, fd, deny, changes, resolved)
-
-
-def start_directly(o: Options, program: list[str], conn: socket.socket) -> int | None:
-    """Start an external program with posix_spawn, without forking this interpreter.
-
-    Only when nothing slow or failing happens per connection (-H -R -l, no banner) and
-    the program is not ours (ours are warm-started from a fork). Returns the pid, or
-    None to let the forked child do it (and report trouble exactly as C's child does).
-    """
-    c = Connection(o, conn)
-    describe(c, o.local_name, None, None)
-    try:
-        if follow_rules(o, c, None, None):
-            return None
-    except RulesTrouble:
-        return None
-    changes = c.exec_changes()
-    view = launch.ChangedEnviron(changes)
-    path = launch.find_program(program[0], view)
-    if path is None or launch.resolve(program[0], view):
-        return None  # not found (the child says so as C's does), or ours
-    env = launch.environ_bytes(changes)
-    set_socket_options(o, c)
-    fd = conn.fileno()
-    try:
-        pid = os.posix_spawn(path, program, env,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1)],
-                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=())
-    except OSError:
-        return None
-    if o.verbosity >= 2:
-        exitcodes.say(f"{PROG}: pid {pid} from {c.remote_ip}")
-    log_verdict(o, pid, c, o.local_name, None, None, False)
-    return pid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.remote_host or o.local_name is None:
         from ucspi.runtime import dns_lookup  # noqa: F401  (loaded once, before the children)
     listener = listen(family, address, port, o.backlog)
-    warm = launch.preload(program[0])
+    launch.preload(program[0])
     if o.remote_info:
         from ucspi.runtime import remote_info as _ident  # noqa: F401
     if o.rules:
@@ -431,18 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    direct = prepared = None
-    # Nothing slow per connection: the parent works out the environment. A program of
-    # ours is then warm-started in a forked child, anything else started with posix_spawn
-    # (a rule could still change PATH: each checks what it finds).
-    if not (o.remote_host or o.remote_info or o.local_name is None or o.banner):
-        if warm:
-            prepared = lambda conn: prepare_in_parent(o, program, conn)  # noqa: E731
-        else:
-            direct = lambda conn: start_directly(o, program, conn)  # noqa: E731
-    server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-                       lambda conn, payload: handle(o, program, conn, payload),
-                       start=direct, prepare=prepared,
-                       run_prepared=functools.partial(run_prepared, o, o.verbosity >= 2, program)).run()
+    server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2, Plan(o, program)).run()
     return 0
 

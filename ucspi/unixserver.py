@@ -136,6 +136,22 @@ def listen(o: Options, path: str) -> socket.socket:
     return s
 
 
+class Plan:
+    """Every connection's child does the work (server_loop's plan): the peer's
+    credentials are the child's to read."""
+
+    def __init__(self, o: Options, path: str, program: list[str], server_pid: int):
+        self.o, self.path, self.program, self.server_pid = o, path, program, server_pid
+
+    def start(self, conn: socket.socket) -> bytes:
+        return b""
+
+    def child(self, fd: int, payload: bytes) -> None:
+        conn = socket.socket(fileno=fd)
+        conn.setblocking(True)
+        handle(self.o, self.path, self.program, self.server_pid, conn)
+
+
 def handle(o: Options, path: str, program: list[str], server_pid: int, conn: socket.socket) -> None:
     pid = os.getpid()
     try:
@@ -192,5 +208,5 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     server_loop.Server(PROG, listener, o.limit, o.verbosity >= 2,
-           lambda conn, _: handle(o, path, program, server_pid, conn), on_term=remove_socket).run()
+                       Plan(o, path, program, server_pid), on_term=remove_socket).run()
     return 0

@@ -6,9 +6,7 @@ temporary and 100 otherwise, as the helpers' C children do.
 """
 
 import os
-import sys
 
-from qmail.queue import spawn_protocol
 from ucspi.runtime import launch
 
 
@@ -22,21 +20,7 @@ class WaitFailed(Exception):
 
 def run(argv: list[str]) -> int:
     """Run argv to completion; its exit code. Raises Crashed, WaitFailed or OSError (fork)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    pid = os.fork()
-    if pid == 0:
-        code = 100
-        try:
-            launch.exec_program(argv)
-        except OSError as err:
-            code = 111 if spawn_protocol.errno_temporary(err.errno or 0) else 100
-        except BaseException:
-            code = 111
-        os._exit(code)
+    pid = launch.spawn(argv, complaint=None, code=launch.ERROR_TEMP)
     try:
         _, status = os.waitpid(pid, 0)
     except OSError as err:

@@ -12,10 +12,11 @@ user, with the message on descriptor 0; qmail-local's exit status and output bec
 K/Z/D report qmail-send logs. The recipient <> (an empty local part) is a no-op success.
 
 Root mode (started as root, the queue belonging to qmail's queue user): each qmail-local
-runs with the user's uid and gid (and only that group); a user with uid 0 is refused
-("Not allowed to perform deliveries as root"). Embedded mode (the queue belongs to the
-user running qmail-lspawn, root included, as in a tree qmail-install --embedded made):
-every delivery runs as that user, who owns the whole tree.
+runs with the user's uid and gid (and only that group). Embedded mode (the queue belongs
+to the user running qmail-lspawn, as in a tree qmail-install --embedded made): every
+delivery runs as that user, who owns the whole tree. In either mode a delivery that would
+run as uid 0 is refused ("Not allowed to perform deliveries as root"), an embedded tree
+owned by root included.
 
 qmail-local is ROOT/bin/qmail-local when installed, else this suite's; it is warm-started
 (imported once here, run in each forked child) unless UCSPI_WARMSTART=0.
@@ -32,7 +33,7 @@ import sys
 
 from qmail.config import install_root, users
 from qmail.queue import spawn_protocol
-from ucspi.runtime import launch
+from ucspi.runtime import launch, privileges
 
 TRUNCREPORT = 3000
 
@@ -71,17 +72,13 @@ def embedded(root: str) -> bool:
 
 
 def become(uid: int, gid: int) -> None:
-    """Root mode: the user's uid and gid, no other group; never deliver as root."""
+    """Root mode: the user's uid and gid, no other group."""
     if os.getuid() != 0:
         return  # an ordinary user cannot switch: the delivery runs as that user
     try:
-        os.setgroups([gid])
-        os.setgid(gid)
-        os.setuid(uid)
-    except OSError:
+        privileges.become(uid, gid, [gid])
+    except privileges.PrivilegeError:
         raise SystemExit(spawn_protocol.QLX_USAGE) from None
-    if os.getuid() == 0:
-        raise SystemExit(spawn_protocol.QLX_ROOT)
 
 
 def make_child(root: str, program: str, defaultdelivery: str):
@@ -96,6 +93,9 @@ def make_child(root: str, program: str, defaultdelivery: str):
         a = find_user(local)
         if not embedded(root):
             become(a.uid, a.gid)
+        if os.getuid() == 0:
+            # qmail's rule in every mode: an embedded tree that root owns included
+            return spawn_protocol.QLX_ROOT
         argv = [program, "--", os.fsdecode(a.user), os.fsdecode(a.home),
                 os.fsdecode(local), os.fsdecode(a.dash), os.fsdecode(a.ext),
                 os.fsdecode(request.recip[request.at + 1:]), os.fsdecode(request.sender),

@@ -25,7 +25,6 @@ bug; 91 envelope format error.
 Environment: QMAIL_ROOT (default /var/qmail).
 """
 
-import _signal  # signal without enum: 12 ms less for every cold qmail-queue
 import grp
 import os
 import pwd
@@ -34,6 +33,7 @@ import sys
 from qmail.config import install_root
 from qmail.formats import envelope
 from qmail.queue import queue_layout, queue_writer
+from ucspi.runtime import cpython, privileges  # cpython: signal without enum, 12 ms less cold
 
 DEATH = 86400  # qmail-queue gives up after 24 hours, well below qmail-send's 36
 SERVICE_FAILED = 74  # as qmail-qmqpc when no server takes the message
@@ -42,8 +42,8 @@ OUT_OF_MEMORY, TIMEOUT, INTERNAL_BUG = 51, 52, 81
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    _signal.signal(_signal.SIGALRM, lambda *_: os._exit(TIMEOUT))  # no cleanup, as qmail
-    _signal.alarm(DEATH)
+    cpython.setsignal(cpython.SIGALRM, lambda *_: os._exit(TIMEOUT))  # no cleanup, as qmail
+    cpython.alarm(DEATH)
     os.umask(0o033)
     uid, pid = os.getuid(), os.getpid()
     try:
@@ -71,9 +71,7 @@ def may_write_directly(qdir: str) -> bool:
         except KeyError:
             return True
         if os.stat(qdir).st_uid == owner.pw_uid:
-            os.setgroups([])
-            os.setgid(group)
-            os.setuid(owner.pw_uid)
+            privileges.become(owner.pw_uid, group, [])
         return True
     return os.access(os.path.join(qdir, "pid"), os.W_OK | os.X_OK)
 

@@ -21,13 +21,12 @@ Exit codes: 111 if a user is missing, a pipe or process cannot be made, or a pro
 cannot be run.  Environment: PATH, QMAIL_ROOT (passed on).
 """
 
-import fcntl
 import grp
 import os
 import pwd
 import sys
 
-from ucspi.runtime import launch
+from ucspi.runtime import launch, privileges
 
 DEFAULT_DELIVERY = "./Mailbox"
 USERS = ("qmaill", "qmailq", "qmailr", "qmails")
@@ -44,49 +43,17 @@ class Identity:
             self.uid = {name: pwd.getpwnam(name).pw_uid for name in USERS}
             self.gid = {name: grp.getgrnam(name).gr_gid for name in GROUPS}
 
-    def set_gid(self, group: str) -> None:
-        if self.root_mode:
-            os.setgroups([self.gid[group]])
-            os.setgid(self.gid[group])
-
-    def set_uid(self, user: str) -> None:
-        if self.root_mode:
-            os.setuid(self.uid[user])
-
-
-def arrange(mapping: dict[int, int]) -> None:
-    """Make each target descriptor a copy of its source, whatever the overlaps."""
-    high = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 32)
-            for target, source in mapping.items()}
-    for target, source in high.items():
-        os.dup2(source, target)
-    for source in high.values():
-        os.close(source)
-
-
-def start(argv: list[str], mapping: dict[int, int], keep: tuple[int, ...] = ()) -> None:
-    """In a child: descriptors as mapping says, then run argv (never returns)."""
-    try:
-        arrange(mapping)
-        launch.exec_program(argv, keep_fds=keep)
-    except BaseException:
-        pass
-    os._exit(111)
+    def ids(self, user: str | None, group: str | None) -> tuple | None:
+        """What privileges.become takes for user and group (None: keep ours)."""
+        if not self.root_mode or not (user or group):
+            return None
+        gid = self.gid[group] if group else None
+        return (self.uid[user] if user else None, gid, None if gid is None else [gid])
 
 
 def fork_child(identity: Identity, user: str | None, group: str | None,
                argv: list[str], mapping: dict[int, int], keep: tuple[int, ...] = ()) -> None:
-    pid = os.fork()
-    if pid:
-        return
-    try:
-        if group:
-            identity.set_gid(group)
-        if user:
-            identity.set_uid(user)
-    except BaseException:
-        os._exit(111)
-    start(argv, mapping, keep)
+    launch.spawn(argv, fds=mapping, keep_fds=keep, ids=identity.ids(user, group), complaint=None)
 
 
 def preload_programs() -> None:
@@ -106,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         os.umask(0o077)
         identity = Identity(os.getuid() == 0)
         preload_programs()
-        identity.set_gid("qmail")
+        ids = identity.ids(None, "qmail")
+        if ids:
+            privileges.become(*ids)
         for fd in range(2, 7):
             os.dup2(0, fd)  # so no pipe below lands on 0..6
         args = argv[1:]
@@ -132,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                    {0: t_to_c[0], 1: t_from_c[1], 2: log})
         fork_child(identity, "qmails", None, ["qmail-todo"],
                    {0: to_t[0], 1: from_t[1], 2: log, 4: t_to_c[1], 5: t_from_c[0]}, keep=(4, 5))
-        identity.set_uid("qmails")
+        ids = identity.ids("qmails", None)
+        if ids:
+            privileges.become(*ids)
+        launch.arrange({0: log, 1: to_l[1], 2: from_l[0], 3: to_r[1], 4: from_r[0], 5: to_c[1],
+                        6: from_c[0], 7: to_t[1], 8: from_t[0]})
+        launch.exec_program(["qmail-send"], keep_fds=(3, 4, 5, 6, 7, 8))
     except (OSError, KeyError):
         return 111
-    start(["qmail-send"],
-          {0: log, 1: to_l[1], 2: from_l[0], 3: to_r[1], 4: from_r[0], 5: to_c[1],
-           6: from_c[0], 7: to_t[1], 8: from_t[0]}, keep=(3, 4, 5, 6, 7, 8))
     return 111

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from qmail.config import install_root
 from qmail.formats import envelope
-from ucspi.runtime import launch
+from ucspi.runtime import durable, launch
 
 CUSTOM_ERROR = 82
 CUSTOM_ERROR_FD = 6
@@ -123,7 +123,7 @@ class Queue:
             self.pid = launch.spawn(program(root, env), env,
                                        fds={0: msg_r, 1: env_r, CUSTOM_ERROR_FD: err_w},
                                        keep_fds=(CUSTOM_ERROR_FD,),
-                                       unrunnable=120, say_why=False)  # as qmail.c's child
+                                       complaint=None, code=120)  # as qmail.c's child
         except OSError:
             self.write_failed = True
         finally:
@@ -134,10 +134,8 @@ class Queue:
     def _write(self, fd: int, data: bytes) -> None:
         if self.write_failed or fd < 0:
             return
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(fd, view):]
+            durable.write_all(fd, data)
         except OSError:
             self.write_failed = True
 

@@ -318,8 +318,8 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
         return 111
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     # The fork helper first: it must not inherit the handler and wake-up pipe below.
-    helper = fork_helper.start(os.path.basename(sys.argv[0]), [infd, outfd],
-                          lambda fds, payload: _run_child(child, Request(*marshal.loads(payload)), *fds))
+    forker = fork_helper.Forker(os.path.basename(sys.argv[0]), [infd, outfd],
+                                lambda fds, payload: _run_child(child, Request(*marshal.loads(payload)), *fds))
     signal.signal(signal.SIGCHLD, lambda *_: None)
     wake_r, wake_w = self_pipe.open_wakeup()
     out = _Writer(outfd)
@@ -329,22 +329,20 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
     reading = True
     try:
         while reading or slots:
-            watch = [wake_r] + [d.fdin for d in slots.values()]
+            helper = forker.watch()
+            watch = [wake_r] + [d.fdin for d in slots.values()] + helper
             if reading:
                 watch.append(infd)
-            if helper:
-                watch.append(helper.sock)
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
                 continue
             if wake_r in ready:
                 self_pipe.drain(wake_r)
-            if helper and helper.sock in ready:
-                for delnum, pid, wstat in helper.reports():
+            if helper and helper[0] in ready:
+                for delnum, pid, wstat in forker.reports():
                     _ended(slots, delnum, pid, wstat, out)
-            if _reap(slots, helper):
-                helper = None
+            if _reap(slots, forker):
                 # Deliveries the helper took with it: its orphans may hold their pipes
                 # open for long, so their reports go now.
                 for delnum, d in list(slots.items()):
@@ -363,7 +361,7 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
                     reading = False
                 elif data:
                     for request in reader.feed(data):
-                        _start(request, slots, limit, owner, child, out, helper)
+                        _start(request, slots, limit, owner, out, forker)
             for delnum, d in list(slots.items()):
                 if d.fdin not in ready:
                     continue
@@ -391,7 +389,7 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
     return 0
 
 
-def _reap(slots: dict[int, "_Delivery"], helper: "fork_helper.ForkHelper | None" = None) -> bool:
+def _reap(slots: dict[int, "_Delivery"], forker: "fork_helper.Forker") -> bool:
     """Collect ended children; True when the fork helper was among them."""
     helper_died = False
     while True:
@@ -403,11 +401,12 @@ def _reap(slots: dict[int, "_Delivery"], helper: "fork_helper.ForkHelper | None"
             continue
         if pid == 0:
             return helper_died
-        if helper and pid == helper.pid:
+        gone = forker.gone(pid)
+        if gone is not None:
             # What it reported counts; deliveries it had not reported are lost to us
             # (they may still run): reported as crashed, qmail-send tries them again.
             helper_died = True
-            for delnum, child, status in helper.reports():
+            for delnum, child, status in gone[0]:
                 _ended(slots, delnum, child, status, None)
             for d in slots.values():
                 if d.pid is None and d.wstat is None:
@@ -440,8 +439,8 @@ def _ended(slots: dict[int, "_Delivery"], delnum: int, pid: int, wstat: int, out
     d.fdout = -1
 
 
-def _start(request: Request, slots: dict, limit: int, owner: int, child, out: _Writer,
-           helper: "fork_helper.ForkHelper | None" = None) -> None:
+def _start(request: Request, slots: dict, limit: int, owner: int, out: _Writer,
+           forker: "fork_helper.Forker") -> None:
     refusal = check(request, request.delnum in slots, limit)
     fdmess = None
     if refusal is None:
@@ -455,35 +454,21 @@ def _start(request: Request, slots: dict, limit: int, owner: int, child, out: _W
         os.close(fdmess)
         out.send(encode_report(request.delnum, b"Zqmail-spawn unable to create pipe. (#4.3.0)\n"))
         return
-    if helper and helper.hand_over([fdmess, fdout], marshal.dumps(
-            (request.delnum, request.messid, request.sender, request.recip)), request.delnum):
-        os.close(fdmess)
-        os.set_inheritable(fdin, False)
-        os.set_inheritable(fdout, False)
-        slots[request.delnum] = _Delivery(None, fdin, fdout)
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        pid = os.fork()
+        pid = forker.fork([fdmess, fdout], marshal.dumps(
+            (request.delnum, request.messid, request.sender, request.recip)), request.delnum,
+            not_its_own=(fdin,))
     except OSError:
         for fd in (fdmess, fdin, fdout):
             os.close(fd)
         out.send(encode_report(request.delnum, b"Zqmail-spawn unable to fork. (#4.3.0)\n"))
         return
-    if pid == 0:
-        try:
-            os.close(fdin)
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        except BaseException:
-            os._exit(111)
-        _run_child(child, request, fdmess, fdout)
     os.close(fdmess)
     os.set_inheritable(fdin, False)
     os.set_inheritable(fdout, False)
-    slots[request.delnum] = _Delivery(pid, fdin, fdout)
-    _reap(slots)  # the child may already be gone
+    slots[request.delnum] = _Delivery(pid or None, fdin, fdout)
+    if pid:
+        _reap(slots, forker)  # the child may already be gone
 
 
 def errno_temporary(err: int) -> bool:

@@ -20,10 +20,9 @@ a script cannot be rewritten.
 import os
 import sys
 
-from ucspi.runtime import durable, exitcodes
+from ucspi.runtime import durable, exitcodes, launch
 
 PROG = "console_scripts"
-_PACKAGES = ("ucspi.", "supervise.", "qmail.")
 
 
 def lean(text: str) -> str | None:
@@ -34,7 +33,7 @@ def lean(text: str) -> str | None:
     for line in lines[1:]:
         words = line.split()
         if (len(words) == 4 and words[0] == "from" and words[2] == "import" and words[3] == "main"
-                and words[1].startswith(_PACKAGES)):
+                and words[1].startswith(launch.SUITE_PACKAGES)):
             return f"{lines[0]}\nimport sys\nfrom {words[1]} import main\nsys.exit(main())\n"
     return None
 

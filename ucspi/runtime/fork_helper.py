@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import os
 import select
-import _signal
 import signal
 import socket
 import struct
 
-from ucspi.runtime import exitcodes, self_pipe, launch
+from ucspi.runtime import cpython, exitcodes, launch, self_pipe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ _FDS_SPACE = socket.CMSG_SPACE(MAX_FDS * _FD.size)
 # Plain ints, worked out once: a warm child that hashes an enum member runs enum.py's
 # __hash__, and each object it touches costs it a copy-on-write page.
 _SIGCHLD, _SIG_DFL = int(signal.SIGCHLD), int(signal.SIG_DFL)
-_set_wakeup_fd, _setsignal, _close = signal.set_wakeup_fd, _signal.signal, os.close  # see launch._dup2
+_set_wakeup_fd, _setsignal, _close = signal.set_wakeup_fd, cpython.setsignal, os.close  # see launch's docstring
 
 
 class ForkHelper:
@@ -81,6 +80,73 @@ class ForkHelper:
             tag, pid, wstat = _REPORT.unpack(data)
             self.outstanding.discard(tag)
             yield tag, pid, wstat
+
+
+class Forker:
+    """Forks a program's children: through its fork helper while that lives, itself when
+    it is gone (or could not be started). The one fallback for tcpserver, unixserver and
+    the spawn programs.
+
+    run(fds, payload) is the child's work, in either kind of child. keep_away lists what
+    no child may hold (the listening socket, the protocol's descriptors): the helper lets
+    go of it at its start, a child forked here closes it.
+    """
+
+    def __init__(self, prog: str, keep_away: list, run: Callable[[list[int], bytes], NoReturn],
+                 socket_stdio: bool = False, fork_warning: str | None = None):
+        self.run = run
+        self.keep_away = keep_away
+        self.helper = start(prog, keep_away, run, socket_stdio, fork_warning)
+
+    def watch(self) -> list:
+        """What to select() on for the helper's reports."""
+        return [self.helper.sock] if self.helper else []
+
+    def fork(self, fds: list[int], payload: bytes = b"", tag: int = 0,
+             not_its_own: tuple[int, ...] = ()) -> int:
+        """A child with copies of fds and payload: 0 when the helper forks it (its end
+        comes with tag through reports()), else the pid of a child forked here (its end
+        comes through waitpid). not_its_own: more descriptors a child forked here closes.
+        Raises OSError when it cannot fork."""
+        if self.helper and self.helper.hand_over(fds, payload, tag):
+            return 0
+        launch.flush_std()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                # the forking process's set-up undone: wake-up fd, its handlers (a caught
+                # signal is at its default after exec), what the child must not hold
+                signal.set_wakeup_fd(-1)
+                for sig in _CAUGHT:
+                    if callable(signal.getsignal(sig)):
+                        signal.signal(sig, signal.SIG_DFL)
+                for item in self.keep_away:
+                    _let_go(item)
+                if self.helper:
+                    self.helper.sock.close()
+            except BaseException:
+                os._exit(111)
+            child(fds, not_its_own, self.run, payload)
+        return pid
+
+    def reports(self) -> Iterator[tuple[int, int, int]]:
+        """(tag, pid, wait status) of each child the helper saw end (pid 0: it could not
+        fork it); nothing when no report waits."""
+        return self.helper.reports() if self.helper else iter(())
+
+    def gone(self, pid: int) -> tuple[list, set] | None:
+        """When pid (reaped) is the helper's: its last reports and the tags of the children
+        it had not reported (they may run on, no longer ours to wait for); from now on
+        children are forked here. None for any other pid."""
+        if not self.helper or pid != self.helper.pid:
+            return None
+        helper, self.helper = self.helper, None
+        last = list(helper.reports())
+        helper.sock.close()
+        return last, helper.outstanding
+
+
+_CAUGHT = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM)
 
 
 def start(prog: str, close: list, run: Callable[[list[int], bytes], NoReturn],
@@ -239,7 +305,7 @@ def child(fds: list[int], not_its_own: tuple[int, ...], run, payload: bytes) -> 
         os._exit(stop.code if isinstance(stop.code, int) else 111)
     except KeyboardInterrupt:
         # SIGINT before the program started: die of it, as a C server's child does
-        _signal.signal(signal.SIGINT, _signal.SIG_DFL)
+        _setsignal(cpython.SIGINT, cpython.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException:
         import traceback

@@ -30,17 +30,17 @@ Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is
 
 from __future__ import annotations
 
-import atexit
 import errno
 import gc
 import importlib
 import io
 import os
-import _signal
 import signal
 import sys
 import time
 from stat import S_ISREG as _S_ISREG  # os imports stat: no extra module
+
+from ucspi.runtime import cpython
 
 # re, traceback and typing are imported only when needed: a parent that forks warm
 # children keeps its heap small (fork and exit cost grows with every page it holds).
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 SWITCH = "UCSPI_WARMSTART"
 DEFAULT_PATH = "/bin:/usr/bin"  # pathexec's search path when $PATH is unset
-_PACKAGES = ("ucspi.", "supervise.", "qmail.")
+SUITE_PACKAGES = ("ucspi.", "supervise.", "qmail.")  # a console script of ours imports main from one
 _HEAD_BYTES = 1024
 
 # path -> (stat key, module name or None, pinned variables): each script is read once.
@@ -127,7 +127,7 @@ def identify(path: str) -> str | None:
                     continue
                 words = line.split()
                 if (len(words) == 4 and words[0] == "from" and words[2] == "import"
-                        and words[3] == "main" and words[1].startswith(_PACKAGES)):
+                        and words[3] == "main" and words[1].startswith(SUITE_PACKAGES)):
                     module = words[1]
                     break
     _identity_cache[path] = (key, module, pinned)
@@ -262,7 +262,7 @@ def exec_external(argv: list[str], env, program: str | None = None) -> NoReturn:
     except OSError:
         # the caller says why and exits: a signal it held back (softlimit's SIGXCPU)
         # must not come first
-        _signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _sigmask(signal.SIG_SETMASK, blocked)
         raise
 
 
@@ -274,33 +274,78 @@ def _check_runnable(path: str) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
 
 
-def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
-          keep_fds: tuple[int, ...] = (), unrunnable: int = 111, say_why: bool = True) -> int:
-    """fork, then in the child: dup2 each fds[target] = source, and exec_program(argv).
+ERROR_TEMP = -1  # spawn's code: 111 when the reason is temporary (error_temp), else 100
+_SAY = "unable to run"  # spawn's default complaint: PROG: fatal: unable to run ARGV0: reason
 
-    Returns the child's pid. A child that cannot run argv exits `unrunnable` (111, as
-    the C tools' children do; qmail.c's child exits 120 without a word: say_why=False).
+
+def spawn(argv: list[str], env=None, fds: dict[int, int] | None = None,
+          keep_fds: tuple[int, ...] = (), cwd: str | None = None, ids: tuple | None = None,
+          complaint=_SAY, code: int = 111) -> int:
+    """fork, and in the child: descriptors as fds says (target: source, in any order;
+    each target stays open), cwd, ids ((uid, gid, groups) for privileges.become), then
+    exec_program(argv, env, keep_fds). The suite's one fork + exec.
+
+    Returns the child's pid; raises OSError when fork fails. A child that cannot get that
+    far writes complaint on descriptor 2 and exits code (ERROR_TEMP: 111 or 100 as the
+    reason is temporary or not; 111 by default, as the C tools' children). complaint is
+    a line whose "{reason}" is filled in, or a dict of such lines by step ("fds", "cwd",
+    "ids", "run"; a step missing says nothing), or None for silence; by default
+    `PROG: fatal: unable to run ARGV0: reason`.
     """
     flush_std()
     pid = os.fork()
     if pid:
         return pid
+    step = "fds"
     try:
-        for target, source in (fds or {}).items():
-            if target != source:
-                os.dup2(source, target)
-            else:
-                os.set_inheritable(target, True)
+        if fds:
+            arrange(fds)
+            keep_fds = (*keep_fds, *(target for target in fds if target > 2))
+        step = "cwd"
+        if cwd is not None:
+            os.chdir(cwd)
+        step = "ids"
+        if ids is not None:
+            from ucspi.runtime import privileges
+            privileges.become(*ids)
+        step = "run"
         exec_program(argv, env, keep_fds)
     except OSError as err:
-        if say_why:
-            from ucspi.runtime import exitcodes
-            exitcodes.say(f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
-                          f"{exitcodes.error_str(err)}")
+        from ucspi.runtime import exitcodes
+        if complaint is _SAY:
+            complaint = (f"{os.path.basename(sys.argv[0])}: fatal: unable to run {argv[0]}: "
+                         "{reason}")
+        if isinstance(complaint, dict):
+            complaint = complaint.get(step)
+        if complaint:
+            exitcodes.say(complaint.replace("{reason}", exitcodes.error_str(err)))
+        if code == ERROR_TEMP:
+            code = 111 if exitcodes.error_temp(err.errno or 0) else 100
     except BaseException:
         import traceback
         traceback.print_exc()
-    os._exit(unrunnable)
+        code = 111 if code == ERROR_TEMP else code
+    os._exit(code)
+
+
+def arrange(fds: dict[int, int]) -> None:
+    """Each target descriptor a copy of its source (inheritable), whatever the overlaps:
+    when a source is also another's target, every source is first copied out of the way."""
+    if any(source in fds and fds[source] != source for source in fds.values()):
+        import fcntl
+        high = max(*fds, *fds.values()) + 1
+        moved = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, high)
+                 for target, source in fds.items()}
+        for target, source in moved.items():
+            os.dup2(source, target)
+        for source in moved.values():
+            os.close(source)
+        return
+    for target, source in fds.items():
+        if target != source:
+            os.dup2(source, target)
+        else:
+            os.set_inheritable(target, True)
 
 
 def flush_std() -> None:
@@ -347,10 +392,8 @@ _LOCALE_COERCED = _locale_coerced()
 # os.environ keeps the encoded environment in _data; reading and writing it directly
 # skips the mapping's Python-level layers (a missing key costs it an exception), which
 # is most of a warm child's environment work. Any other os.environ: the mapping itself.
-_FS_ENCODING = sys.getfilesystemencoding()
-_ENV_DATA = getattr(os.environ, "_data", None)
-if not (isinstance(_ENV_DATA, dict) and os.name == "posix"):
-    _ENV_DATA = None
+_FS_ENCODING = cpython.FS_ENCODING
+_ENV_DATA = cpython.environ_data
 
 
 def _environ_now() -> dict:
@@ -407,7 +450,7 @@ def is_open(fd: int) -> bool:
 
 # The C-level functions (no enum conversions): a warm child touches fewer of the
 # parent's objects, so fewer shared pages become private copies.
-_getsignal, _setsignal = _signal.getsignal, _signal.signal
+_getsignal, _setsignal, _sigmask = cpython.getsignal, cpython.setsignal, cpython.sigmask
 _DFL, _IGN = int(signal.SIG_DFL), int(signal.SIG_IGN)
 
 
@@ -438,7 +481,7 @@ def _reset_signals(python_defaults: bool) -> set:
             _setsignal(signal.SIGINT, signal.default_int_handler)
         _setsignal(signal.SIGPIPE, _IGN)
         _setsignal(signal.SIGXFSZ, _IGN)
-    return _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # signal.py's wrapper builds enums
+    return _sigmask(signal.SIG_SETMASK, ())
 
 
 # In a fork helper (and its children, until their first warm start): its descriptor
@@ -581,34 +624,14 @@ def prepare_socket_stdio() -> None:
     _ready_stdio = True
 
 
-_setter = None
+_title = None  # setproctitle's C function once loaded (cpython.title_setter)
 
 
 def _title_setter():
-    """setproctitle's C function, loaded without its package: the package imports
-    logging, whose fork hooks would add half a millisecond to every fork after it."""
-    global _setter
-    if _setter is None:
-        try:
-            import importlib.machinery
-            import importlib.util
-            spec = importlib.util.find_spec("setproctitle")
-            where = spec.submodule_search_locations[0]
-            name = next(n for n in os.listdir(where)
-                        if n.startswith("_setproctitle") and n.endswith(".so"))
-            loader = importlib.machinery.ExtensionFileLoader("setproctitle._setproctitle",
-                                                             os.path.join(where, name))
-            module = importlib.util.module_from_spec(
-                importlib.util.spec_from_loader(loader.name, loader))
-            loader.exec_module(module)
-            _setter = module.setproctitle
-            # Its first call moves argv and environ out of the way to make room for
-            # titles; done now, in a parent, no warm child pays for it.
-            module.getproctitle()
-        except Exception:
-            import setproctitle
-            _setter = setproctitle.setproctitle
-    return _setter
+    global _title
+    if _title is None:
+        _title = cpython.title_setter()
+    return _title
 
 
 def set_title(title: str) -> None:
@@ -701,68 +724,96 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     if env is not None:
         _set_environment(env)
     sys.argv = list(argv)
-    atexit._clear()
+    _clear_atexit()
     os._exit(_call_main(module.main, list(argv)))
 
 
-def plan_socket_child(changes: dict, resolved: tuple[str, dict]) -> tuple | None:
-    """In a server that hands connections to a fork helper (prepare_signals and
-    prepare_socket_stdio done there): what run_socket_child needs to start the program
-    resolve_changed() resolved with this environment and changes, worked out here, once,
-    rather than in the child. None when the child must take exec_program's general path
-    (its streams must be made afresh: PYTHONUNBUFFERED changes)."""
-    module, pinned_variables = resolved
-    changes = {**changes, **pinned_variables}
-    if _ENV_DATA is None or "PYTHONUNBUFFERED" in changes:
-        return None
-    if _LOCALE_COERCED and "LC_CTYPE" not in changes:
-        changes["LC_CTYPE"] = None
-    return module, _encoded(changes)
+# How a server's connection child starts, decided by plan_start in the server, per
+# connection, and carried to the child (marshal-able): (kind, what, changes).
+WARM = 0      # (WARM, module, changes as bytes): ours, forked by the fork helper: the short path
+EXTERNAL = 1  # (EXTERNAL, path, environment as bytes): not ours: start_external, no fork of us
+GENERAL = 2   # (GENERAL, None, changes): the child takes exec_program's general path (and
+              # reports a program that cannot run, as a C server's child does)
 
 
-# What run_socket_child and the helper's children call, as globals: a module attribute
-# costs a warm child a write to the attribute's name, to the module type's lookup cache
-# and to the value; a global only the last (each write may be a page it must copy).
+class DescriptorTrouble(OSError):
+    """run_planned could not make the connection descriptors 0 and 1."""
+
+
+def plan_start(argv0: str, changes: dict) -> tuple:
+    """In a server whose connection children its fork helper forks (prepare_signals and
+    prepare_socket_stdio done there): how argv0 starts with this process's environment
+    and changes, worked out here once rather than in each child."""
+    resolved = resolve_changed(argv0, changes)
+    if resolved:
+        module, pinned_variables = resolved
+        raw = {**changes, **pinned_variables}
+        if _ENV_DATA is None or "PYTHONUNBUFFERED" in raw:
+            return GENERAL, None, changes  # its streams must be made afresh
+        if _LOCALE_COERCED and "LC_CTYPE" not in raw:
+            raw["LC_CTYPE"] = None
+        return WARM, module, _encoded(raw)
+    path = find_program(argv0, ChangedEnviron(changes))
+    if path is None or resolve(argv0, ChangedEnviron(changes)):
+        return GENERAL, None, changes  # not found, or ours with a name only exec passes on
+    return EXTERNAL, path, environ_bytes(changes)
+
+
+def start_external(plan: tuple, argv: list[str], fd: int) -> int:
+    """posix_spawn an EXTERNAL plan's program with fd as descriptors 0 and 1, the signal
+    state exec gives; its pid. Raises OSError."""
+    _, path, env = plan
+    return os.posix_spawn(path, argv, env,
+                          file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1)],
+                          setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=())
+
+
+# What run_planned and the fork helper's children call, as globals (see the top).
 _dup2, _close, _closerange, _putenv, _unsetenv, _exit = (
     os.dup2, os.close, os.closerange, os.putenv, os.unsetenv, os._exit)
 _modules = sys.modules
-_clear_atexit, _run_exitfuncs = atexit._clear, atexit._run_exitfuncs
+_clear_atexit, _run_exitfuncs = cpython.clear_atexit, cpython.run_atexit
 
 
-def run_socket_child(argv: list[str], fd: int, plan: tuple) -> NoReturn:
-    """exec_program(argv) in a server's connection child, its connection's descriptor fd
-    becoming descriptors 0 and 1, plan from plan_socket_child() in the server.
+def run_planned(argv: list[str], fd: int, plan: tuple) -> NoReturn:
+    """exec_program(argv) in a server's connection child as plan_start planned it, the
+    connection's descriptor fd becoming descriptors 0 and 1. Raises DescriptorTrouble
+    when fd cannot become 0 and 1, OSError when the program cannot be run.
 
-    A child of the server's fork helper takes the short way: what the helper did once
-    (signal dispositions, the descriptor limit, the streams) is left out, and the rest
-    of _run_in_process is done in this one frame, the environment as bytes prepared by
-    the server: each function a warm child calls, and each object it touches, costs it
-    copy-on-write pages. A child the server forked itself (its helper gone) takes
-    exec_program's general path. Raises OSError when fd cannot become 0 and 1.
+    A WARM child of the server's fork helper takes the short path: what the helper did
+    once (signal dispositions, the descriptor limit, the streams) is left out, and the
+    rest of _run_in_process is done in this one frame, the environment as bytes prepared
+    by the server. A child the server forked itself (its helper gone) takes
+    exec_program's general path.
     """
     global _helper_fd_limit, _ready_stdio, _LOCALE_COERCED
-    module_name, raw_changes = plan
-    _dup2(fd, 0)
-    _dup2(fd, 1)
-    if fd > 1:
-        _close(fd)
+    kind, module_name, changes = plan
+    try:
+        _dup2(fd, 0)
+        _dup2(fd, 1)
+        if fd > 1:
+            _close(fd)
+    except OSError as err:
+        raise DescriptorTrouble(err.errno, err.strerror) from None
+    if kind != WARM:
+        exec_program(argv, changes=changes)
     limit = _helper_fd_limit
     if limit is None or not _ready_stdio:
         enc = _FS_ENCODING
         changes = {key.decode(enc, "surrogateescape"):
                    None if value is None else value.decode(enc, "surrogateescape")
-                   for key, value in raw_changes.items()}
+                   for key, value in changes.items()}
         exec_program(argv, changes=changes, resolved=(module_name, {}))
     # The helper flushed its streams before forking: nothing of this child is buffered.
     _helper_fd_limit, _ready_stdio = None, False
     _closerange(3, limit)
     if _LOCALE_COERCED:
         _LOCALE_COERCED = False
-    _change_raw_environment(raw_changes)
-    if b"TZ" in raw_changes:
+    _change_raw_environment(changes)
+    if b"TZ" in changes:
         time.tzset()
     try:
-        (_setter or _title_setter())(" ".join(argv))
+        (_title or _title_setter())(" ".join(argv))
     except Exception:
         pass
     sys.argv = list(argv)
