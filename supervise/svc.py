@@ -19,7 +19,7 @@ import errno
 import os
 import sys
 
-from ucspi.runtime import exitcodes, sgetopt
+from ucspi.runtime import durable, exitcodes, sgetopt
 
 PROG = "svc"
 OPTIONS = "udopchaitkx"
@@ -52,9 +52,7 @@ def _control(directory: str, data: bytes) -> None:
         return
     try:
         os.set_blocking(fd, True)
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        durable.write_all(fd, data)
     except OSError as err:
         exitcodes.warn_sys(PROG, f"error writing commands to {directory}", err)
     finally:

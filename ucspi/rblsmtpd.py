@@ -38,7 +38,7 @@ import sys
 import dns.exception
 import dns.name
 
-from ucspi.runtime import dns_lookup, exitcodes, sgetopt, launch
+from ucspi.runtime import dns_lookup, durable, exitcodes, sgetopt, launch
 
 PROG = "rblsmtpd"
 USAGE = "rblsmtpd [ -b ] [ -R ] [ -t timeout ] [ -r base ] [ -a base ] smtpd [ arg ... ]"
@@ -144,17 +144,13 @@ def reply_to(line: bytes, message: bytes) -> bytes | None:
 def write_all(data: bytes) -> None:
     """Write to the client. A broken pipe ends us by SIGPIPE, as it ends the C tool (its
     parents leave SIGPIPE at default); any other write error is ignored, as there."""
-    while data:
-        try:
-            data = data[os.write(1, data):]
-        except InterruptedError:
-            continue
-        except BrokenPipeError:
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGPIPE)
-            return
-        except OSError:
-            return
+    try:
+        durable.write_all(1, data)
+    except BrokenPipeError:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    except OSError:
+        pass
 
 
 def converse(message: bytes) -> None:

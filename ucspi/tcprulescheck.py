@@ -19,7 +19,7 @@ Exit codes: 0 answered (even if standard output cannot be written, as C); 100 us
 import os
 import sys
 
-from ucspi.runtime import cdb_rules, exitcodes
+from ucspi.runtime import cdb_rules, durable, exitcodes
 
 PROG = "tcprulescheck"
 USAGE = "tcprulescheck rules.cdb"
@@ -59,8 +59,7 @@ def _report(found: tuple[str, bytes] | None) -> bytes:
 def _write(data: bytes) -> None:
     """Write the report to descriptor 1; like C, a failed write still exits 0."""
     try:
-        while data:
-            data = data[os.write(1, data):]
+        durable.write_all(1, data)
     except OSError:
         pass
 

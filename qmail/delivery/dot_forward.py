@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from qmail.config import control, install_root
 from qmail.delivery import forwarding
 from qmail.formats import address
-from ucspi.runtime import exitcodes, sgetopt
+from ucspi.runtime import exitcodes, filters, sgetopt
 
 PROG = "dot-forward"
 USAGE = "dot-forward [ -nN ] file ..."
@@ -213,19 +213,7 @@ def run_program(command: bytes) -> None:
         os.lseek(0, 0, os.SEEK_SET)
     except OSError:
         pass
-    try:
-        view = memoryview(head)
-        while view:
-            view = view[os.write(write_end, view):]
-        while True:
-            chunk = os.read(0, 65536)
-            if not chunk:
-                break
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(write_end, view):]
-    except OSError:
-        pass  # the command stopped reading; its exit code decides
+    filters.feed(write_end, head)  # stops when the command stops reading; its exit code decides
     os.close(write_end)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):

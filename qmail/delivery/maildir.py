@@ -16,6 +16,8 @@ import os
 import socket
 import time
 
+from ucspi.runtime import durable
+
 _counter = itertools.count(1)
 CHUNK = 65536
 
@@ -60,10 +62,7 @@ def _copy(source_fd: int, out_fd: int) -> None:
         if not chunk:
             return
         offset += len(chunk)
-        view = memoryview(chunk)
-        while view:
-            written = os.write(out_fd, view)
-            view = view[written:]
+        durable.write_all(out_fd, chunk)
 
 
 def deliver(path: str, head: bytes, source_fd: int, mode: int = 0o600) -> str:
@@ -86,20 +85,13 @@ def deliver(path: str, head: bytes, source_fd: int, mode: int = 0o600) -> str:
         raise MaildirError("write", err) from err
     try:
         try:
-            view = memoryview(head)
-            while view:
-                view = view[os.write(fd, view):]
+            durable.write_all(fd, head)
             _copy(source_fd, fd)
             os.fsync(fd)  # the message is on disk before it appears in new/
         finally:
             os.close(fd)
         os.link(tmp, new)
-        # new/ now holds the name; make that survive a crash before reporting success.
-        dirfd = os.open(os.path.join(path, "new"), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        durable.fsync_dir(new)  # new/ holds the name before we report success
     except MaildirError:
         _unlink(tmp)
         raise

@@ -12,6 +12,8 @@ import os
 import signal
 import time
 
+from ucspi.runtime import durable
+
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LOCK_SECONDS = 30
@@ -141,15 +143,9 @@ def _write_message(fd: int, head: bytes, source_fd: int) -> None:
         buffer += line
         last = line
         if len(buffer) >= CHUNK:
-            _write_all(fd, bytes(buffer))
+            durable.write_all(fd, bytes(buffer))
             buffer.clear()
     if not last.endswith(b"\n"):
         buffer += b"\n"
     buffer += b"\n"
-    _write_all(fd, bytes(buffer))
-
-
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    durable.write_all(fd, bytes(buffer))

@@ -17,7 +17,7 @@ import signal
 import sys
 
 from qmail.queue import spawn_protocol
-from ucspi.runtime import children, exitcodes, filters, sgetopt, launch
+from ucspi.runtime import children, durable, exitcodes, sgetopt, launch
 
 PROG = "preline"
 USAGE = "preline cmd [ arg ... ]"
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     head = b"".join(lines[k] for k in (b"UFLINE", b"RPLINE", b"DTLINE") if wanted[k])
     try:
-        filters.write_all(write_end, head)
+        durable.write_all(write_end, head)
         while True:
             chunk = os.read(0, 65536)
             if not chunk:
                 break
-            filters.write_all(write_end, chunk)
+            durable.write_all(write_end, chunk)
     except OSError as err:  # a program that stops reading early included, as in qmail
         exitcodes.fatal_sys(PROG, "unable to copy input", err)
     os.close(write_end)

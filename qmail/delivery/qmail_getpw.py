@@ -17,6 +17,7 @@ import os
 import sys
 
 from qmail.config import users
+from ucspi.runtime import durable
 
 EXIT_NFS = 115
 EXIT_NOALIAS = 116
@@ -32,8 +33,5 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NFS
     if found is None:
         return EXIT_NOALIAS
-    out = users.encode(found)
-    view = memoryview(out)
-    while view:
-        view = view[os.write(1, view):]
+    durable.write_all(1, users.encode(found))
     return 0

@@ -39,7 +39,7 @@ import time
 
 from qmail.config import install_root
 from qmail.delivery import delivery_env, dot_qmail, forwarding, maildir, mbox
-from ucspi.runtime import exitcodes, sgetopt
+from ucspi.runtime import durable, exitcodes, sgetopt
 
 PROG = "qmail-local"
 USAGE = "qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
@@ -66,9 +66,7 @@ class Stop(Exception):
 
 def say(fd: int, text: bytes) -> None:
     try:
-        view = memoryview(text)
-        while view:
-            view = view[os.write(fd, view):]
+        durable.write_all(fd, text)
     except OSError:
         pass
 

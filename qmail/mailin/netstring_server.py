@@ -11,7 +11,7 @@ import signal
 import time
 
 from qmail.queue import queue_client
-from ucspi.runtime import exitcodes
+from ucspi.runtime import durable, exitcodes
 
 
 def identity(env) -> tuple[bytes, bytes, bytes, bytes | None]:
@@ -32,10 +32,8 @@ def answer(result: queue_client.Result, qp: int) -> bytes:
 
 
 def write_all(data: bytes) -> None:
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(1, view):]
+        durable.write_all(1, data)
     except OSError:
         raise SystemExit(0)
 

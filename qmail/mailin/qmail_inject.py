@@ -30,7 +30,7 @@ from qmail.config import control, install_root
 from qmail.formats import address
 from qmail.queue import queue_client
 from qmail.formats.address import AT, ATOM, COLON, COMMENT, DOT, LEFT, LITERAL, QUOTE, RIGHT
-from ucspi.runtime import exitcodes, sgetopt
+from ucspi.runtime import durable, exitcodes, sgetopt
 
 PROG = "qmail-inject"
 LINELEN = 80
@@ -311,10 +311,8 @@ class Injector:
     def flush(self) -> None:
         data = b"".join(self.out)
         self.out = []
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(1, view):]
+            durable.write_all(1, data)
         except OSError:
             pass  # qmail-inject ignores write errors on its output (substdio_flush)
 

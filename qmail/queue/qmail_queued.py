@@ -25,6 +25,7 @@ import sys
 
 from qmail.config import install_root
 from qmail.queue import qmail_queue, queue_writer
+from ucspi.runtime import durable
 
 MAX_CHUNK_DIGITS = 10
 INTERNAL_BUG = 81
@@ -80,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o033)
     code = serve(Reader(0))
     try:
-        data = b"%d\n" % code
-        while data:
-            data = data[os.write(1, data):]
+        durable.write_all(1, b"%d\n" % code)
     except OSError:
         return 111
     return 0

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from qmail.config import control, install_root
 from qmail.queue import bounce, qmail_clean, queue_client, queue_layout, retry_schedule, routing, send_log, spawn_protocol
-from ucspi.runtime import self_pipe
+from ucspi.runtime import durable, self_pipe
 
 CHANNELS = 2
 LOG = 0
@@ -287,9 +287,7 @@ class Send:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
-                    view = memoryview(text)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    durable.write_all(fd, text)
                 finally:
                     os.close(fd)
                 return

@@ -29,6 +29,7 @@ import time
 
 from qmail.config import control, install_root
 from qmail.queue import qmail_clean, queue_layout, routing, send_log
+from ucspi.runtime import durable
 
 SLEEP_TODO = 1500  # look at todo/ every 25 minutes even without a trigger
 FROM_SEND, TO_SEND, TO_CLEAN, FROM_CLEAN = 0, 1, 4, 5
@@ -50,16 +51,10 @@ class Todo:
 
     # --- talking to qmail-send -------------------------------------------------------
     def tell(self, record: bytes) -> None:
-        data = record + b"\0"
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(TO_SEND, view):]
-            except InterruptedError:
-                continue
-            except OSError:
-                self.exiting = True  # qmail-send is gone
-                return
+        try:
+            durable.write_all(TO_SEND, record + b"\0")
+        except OSError:
+            self.exiting = True  # qmail-send is gone
 
     def log(self, line: bytes) -> None:
         self.tell(b"L" + line)
@@ -234,9 +229,7 @@ def _fill(fd: int, path: str, content: bytes, todo: Todo) -> None:
     """Write content and fsync it: it must survive a crash once qmail-clean removes the
     todo file."""
     try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view):]
+        durable.write_all(fd, content)
     except OSError:
         todo.warn(f"trouble writing to {path}")
         raise Trouble from None

@@ -27,6 +27,7 @@ import time
 
 from qmail.formats import envelope
 from qmail.queue import queue_layout
+from ucspi.runtime import durable
 
 ATTEMPTS = 5  # pid/ file names tried
 CHUNK = 65536
@@ -70,20 +71,6 @@ def received_line(pid: int, uid: int, when: float, special: dict[int, str] | Non
     special = special_uids() if special is None else special
     who = special.get(uid, f"by uid {uid}")
     return f"Received: (qmail {pid} invoked {who}); {date822(when)}\n".encode()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _discard(fd: int, path: str) -> None:
@@ -161,7 +148,7 @@ def inject(qdir: str, read_message, read_envelope, uid: int, pid: int,
         _copy_envelope(intdfd, uid, pid, read_envelope)
         try:
             os.fsync(intdfd)  # the envelope is on disk before todo makes it visible
-            _fsync_dir(os.path.dirname(messfn))  # mess/S/N's name survives a crash
+            durable.fsync_dir(messfn)  # mess/S/N's name survives a crash
         except OSError:
             raise QueueFailure(WRITE_ERROR)
         try:
@@ -169,7 +156,7 @@ def inject(qdir: str, read_message, read_envelope, uid: int, pid: int,
         except OSError:
             raise QueueFailure(TODO_TROUBLE)
         try:
-            _fsync_dir(os.path.dirname(todofn))  # the todo link is on disk before exit 0
+            durable.fsync_dir(todofn)  # the todo link is on disk before exit 0
         except OSError:
             os.unlink(todofn)
             raise QueueFailure(WRITE_ERROR)
@@ -197,7 +184,7 @@ def _copy_message(messfd: int, received: bytes, read_message) -> None:
         pending += chunk
         if len(pending) >= CHUNK or not chunk:
             try:
-                _write_all(messfd, pending)
+                durable.write_all(messfd, pending)
             except OSError:
                 raise QueueFailure(WRITE_ERROR)
             pending = b""
@@ -223,6 +210,6 @@ def _copy_envelope(intdfd: int, uid: int, pid: int, read_envelope) -> None:
             raise QueueFailure(BAD_ENVELOPE)
     data = envelope.encode_todo(uid, pid, parser.sender, parser.recipients)
     try:
-        _write_all(intdfd, data)
+        durable.write_all(intdfd, data)
     except OSError:
         raise QueueFailure(WRITE_ERROR)

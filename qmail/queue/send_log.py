@@ -5,7 +5,7 @@ Text that came from outside (addresses, delivery reports) goes through `safe`: a
 becomes /, and %, space, controls and bytes above 126 become _, as qmail's logsafe does.
 """
 
-import os
+from ucspi.runtime import durable
 
 CHANNEL_WORDS = ("local", "remote")
 
@@ -70,12 +70,7 @@ def alert(text: str) -> bytes:
 
 def write(fd: int, line: bytes) -> None:
     """Write one line whole; a log that went away is not a reason to stop delivering."""
-    view = memoryview(line)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except InterruptedError:
-            continue
-        except OSError:
-            return
-        view = view[written:]
+    try:
+        durable.write_all(fd, line)
+    except OSError:
+        pass

@@ -36,7 +36,7 @@ import dns.resolver
 
 from qmail.formats import address as address_822
 from qmail.config import control, install_root
-from ucspi.runtime import dns_lookup
+from ucspi.runtime import dns_lookup, durable
 
 PORT_SMTP = 25
 HUGESMTPTEXT = 5000
@@ -371,12 +371,10 @@ def main(argv: list[str] | None = None) -> int:
             deliver(remote, argv, message)
     except Done:
         pass
-    view = memoryview(bytes(remote.out))
-    while view:
-        try:
-            view = view[os.write(1, view):]
-        except OSError:
-            break
+    try:
+        durable.write_all(1, bytes(remote.out))
+    except OSError:
+        pass
     if remote.sock is not None:
         remote.sock.close()
     return 0

@@ -2,16 +2,36 @@
 
 The pattern (DESIGN.md section 5): write a temporary file, fsync it, rename it over the
 target, fsync the directory. A crash at any point leaves either the old file or the
-complete new one, never a partial one.
+complete new one, never a partial one. write_all is the loop every write to a descriptor
+goes through.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Callable, BinaryIO
+
+TYPE_CHECKING = False  # typing would add 1 MiB to every warm-starting parent
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of data to fd (short writes continued). Raises OSError.
+
+    os.write itself retries a write a signal interrupted (PEP 475), so no
+    InterruptedError reaches a caller."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fsync_dir(path: str) -> None:
-    """fsync the directory holding path, so a rename or link into it survives a crash."""
-    fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    """fsync the directory holding path, so a rename or link into it survives a crash.
+
+    The directory is named as the rename named it (no folding of `..` by text), so the
+    kernel finds the same one."""
+    fd = os.open(os.path.dirname(path.rstrip("/")) or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:

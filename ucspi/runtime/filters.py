@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import os
 
+from ucspi.runtime.durable import write_all
+
 TYPE_CHECKING = False  # typing would add 1 MiB to every warm-starting parent
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write all of data to fd (short writes continued). Raises OSError."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def copy(convert: Callable[[bytes, bool], bytes], bufsize: int = 65536) -> None:
