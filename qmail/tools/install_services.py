@@ -39,8 +39,9 @@ class Trouble(Exception):
 
 
 def templates_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "service-templates")
+    """service-templates/ at the project's top, two packages above this module."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(top, "service-templates")
 
 
 def bin_dir() -> str:
@@ -143,7 +144,7 @@ def install_service(template: str, service_dir: str, name: str, subst: dict[str,
     write_scripts(template, building, subst, logger)
     # svscan sees the service only now, complete with its log directory
     os.rename(building, final)
-    durable.fsync_dir(service_dir)
+    durable.fsync_dir(final)  # the rename into service_dir is on disk
 
 
 def write_scripts(template: str, directory: str, subst: dict[str, str], logger) -> None:
