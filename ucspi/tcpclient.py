@@ -45,15 +45,14 @@ import select
 import socket
 import sys
 
-from ucspi.runtime import dns_lookup, exitcodes, remote_info, sgetopt, launch
+from ucspi.runtime import dns_lookup, exitcodes, launch, remote_info, sgetopt, tcp_environ
 
 PROG = "tcpclient"
 USAGE = ("tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] "
          "[ -l localname ] [ -t timeoutinfo ] host port program")
 NETWORK_FDS = (6, 7)
 POLL_MAX_MS = 2**31 - 1  # poll's limit (24 days): longer -T values wait that long
-IPV6_NAMES = ("TCP6LOCALIP", "TCP6LOCALPORT", "TCP6LOCALHOST", "TCP6REMOTEIP",
-              "TCP6REMOTEPORT", "TCP6REMOTEHOST", "TCP6REMOTEINFO", "TCP6INTERFACE")
+IPV6_NAMES = (*tcp_environ.IPV6_NAMES, "TCP6INTERFACE")
 
 
 def ip4_scan(text: str) -> tuple[str, int] | None:
@@ -170,10 +169,7 @@ def _split_address(sockaddr) -> tuple[str, int, str | None]:
             interface = socket.if_indextoname(sockaddr[3])
         except OSError:
             interface = None
-    if ":" in ip:
-        address = ipaddress.IPv6Address(ip)
-        ip = str(address.ipv4_mapped or address)
-    return ip, port, interface
+    return tcp_environ.unmapped(ip), port, interface
 
 
 def _connect_any(addresses: list[str], port: int, local_ip: str | None, local_port: int,

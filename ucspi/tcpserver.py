@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 
-from ucspi.runtime import exitcodes, privileges, server_loop, sgetopt, launch
+from ucspi.runtime import exitcodes, launch, privileges, server_loop, sgetopt, tcp_environ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -184,22 +184,14 @@ def listen(family: int, address: str, port: int, backlog: int) -> socket.socket:
     return s
 
 
-def address_of(sockaddr) -> tuple[str, int, bool]:
-    """(ip text, port, is IPv6) with v4-mapped addresses shown as plain IPv4."""
-    ip, port = sockaddr[0], sockaddr[1]
-    if ip.startswith("::ffff:") and "." in ip:
-        return ip[7:], port, False
-    return ip, port, ":" in ip
-
-
 class Connection:
     """What the child learns about its connection, and the environment it builds."""
 
     def __init__(self, o: Options, conn: socket.socket):
         self.o = o
         self.conn = conn
-        self.remote_ip, self.remote_port, self.ipv6 = address_of(conn.getpeername())
-        self.local_ip, self.local_port, _ = address_of(conn.getsockname())
+        self.remote_ip, self.remote_port, self.ipv6 = tcp_environ.address_of(conn.getpeername())
+        self.local_ip, self.local_port, _ = tcp_environ.address_of(conn.getsockname())
         self.changes: dict[str, str | None] = {}
 
     def setenv(self, name: str, value: str | None) -> None:
@@ -229,14 +221,11 @@ def remote_info(c: Connection) -> str | None:
 
 def describe(c: Connection, local_host, remote_host, info) -> None:
     """The tcp-environ(5) variables (and ucspi-tcp6's TCP6* ones for IPv6 peers)."""
+    values = (c.local_ip, str(c.local_port), local_host, c.remote_ip, str(c.remote_port),
+              remote_host, info)
     for p in ("TCP", "TCP6") if c.ipv6 else ("TCP",):
-        c.setenv(f"{p}LOCALIP", c.local_ip)
-        c.setenv(f"{p}LOCALPORT", str(c.local_port))
-        c.setenv(f"{p}LOCALHOST", local_host)
-        c.setenv(f"{p}REMOTEIP", c.remote_ip)
-        c.setenv(f"{p}REMOTEPORT", str(c.remote_port))
-        c.setenv(f"{p}REMOTEHOST", remote_host)
-        c.setenv(f"{p}REMOTEINFO", info)
+        for field, value in zip(tcp_environ.FIELDS, values):
+            c.setenv(p + field, value)
     c.setenv("PROTO", "TCP6" if c.ipv6 else "TCP")
 
 

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from ucspi.runtime import dns_lookup, remote_info, sgetopt, launch
+from ucspi.runtime import dns_lookup, launch, remote_info, sgetopt, tcp_environ
 
 SOFT_DNS_ERROR = "softdnserror"
 
@@ -26,11 +26,6 @@ def name_of(ip: str) -> str | None:
         return dns_lookup.name_of(ip)
     except dns_lookup.DNSTrouble:
         return SOFT_DNS_ERROR
-
-
-def _plain(ip: str) -> str:
-    """An IPv4-mapped IPv6 address as the IPv4 address it is."""
-    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
 
 
 def options(argv: list[str]) -> tuple[bool, int, list[str]]:
@@ -55,8 +50,8 @@ def describe(env: dict, remoteinfo: bool, timeout: int) -> None:
         remote = sock.getpeername()
     finally:
         sock.close()
-    local_ip, local_port = _plain(local[0]), local[1]
-    remote_ip, remote_port = _plain(remote[0]), remote[1]
+    local_ip, local_port = tcp_environ.unmapped(local[0]), local[1]
+    remote_ip, remote_port = tcp_environ.unmapped(remote[0]), remote[1]
     env["PROTO"] = "TCP"
     env["TCPLOCALPORT"] = str(local_port)
     env["TCPLOCALIP"] = local_ip

@@ -1,29 +1,51 @@
-"""Warm start: run a suite program without a fresh interpreter (DESIGN.md section 4).
+"""launch: how every program of the suite starts another, the one owner of that.
 
-qmail's design starts a process per connection, message and delivery; a fresh Python
-costs 15-170 ms. Programs that start our programs many times (tcpserver, unixserver,
-svscan, qmail-lspawn, the exec chains rblsmtpd/setuidgid/envdir/softlimit ...) call
-`exec_program` where the C tools call execvp. When the program resolves to one of this
-suite's console scripts (installed for the running interpreter's environment), its module
-is imported once and its main(argv) runs in this process, after the process has been put
-into the state exec would have left it in:
+What it owns, and who calls it:
+  exec_program  replace this process by a program, as execvp does: one of our console
+                scripts runs warm (its module's main called in this process, put into the
+                state exec would leave), anything else is exec'd (exec_external). The exec
+                chain tools (setuidgid, envdir, softlimit, rblsmtpd, argv0, tcp-env ...)
+                end in it.
+  spawn         fork + exec_program, with the child's descriptors, directory and ids
+                (privileges.become) set up before: supervise, svscan, svscanboot,
+                qmail-start, qmail-smtpd -> qmail-queue, the delivery helpers.
+  plan_start, start_external, run_planned
+                a server's connection child (tcpserver): how it starts is worked out in
+                the server; an external program is posix_spawn'ed without forking the
+                interpreter, ours runs in a child of the fork helper (fork_helper.py,
+                which tcpserver, unixserver, qmail-lspawn and qmail-rspawn fork through).
+  preload       import a program's module once in the parent, before privileges drop.
+  resolve, identify, find_program, locate: the warm-or-exec decision.
+The privilege change itself is privileges.py's; the CPython internals used here are
+cpython.py's.
+
+Why warm start (qmail's design starts a process per connection, message and delivery,
+and a fresh Python costs 15-170 ms): a program that resolves to one of this suite's
+console scripts (installed for the running interpreter's environment) is imported once
+and its main(argv) runs after the process has been put into the state exec would leave:
 
   * argv, environment (os.environ and the C environ), process title;
   * no descriptor open but 0, 1, 2 and those the caller names as documented extras;
-  * signal dispositions and mask as a freshly started Python has them (every signal
-    default, SIGINT raising KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored, nothing
-    blocked);
+  * signal dispositions and mask as a freshly started Python has them (caught signals
+    default, signals this process was started with ignored still ignored, as exec keeps
+    them, SIGINT raising KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored, nothing blocked);
   * fresh sys.stdin/stdout/stderr over descriptors 0/1/2, no atexit handlers of the
     caller's;
   * exit status, and death by signal, exactly as a cold process's.
+cwd, uid/gid/groups, umask and resource limits are inherited exactly as exec inherits them.
 
-cwd, uid/gid/groups, umask and resource limits are inherited exactly as exec inherits
-them. Anything that is not one of our programs (a shell script, a C binary) is exec'd.
-
-`spawn` is fork + exec_program for the parents (tcpserver's per-connection child).
-`preload` imports a program's module in the parent so that every child starts warm.
-`run_socket_child` is exec_program's short path for a server's fork-helper child, with
-what `plan_socket_child` worked out in the server.
+Page-level tuning (the one place it lives): a forked Python child pays a copy-on-write
+fault for every page it writes while the parent still shares it, and a reference count
+change is a write. So each function a warm child runs costs it about two pages (function
+and code object) and each module attribute it reads (`os.dup2`) up to three (the name, the
+module type's lookup cache, the value). Hence, here: the hot functions bound as module
+globals (`_dup2`, `_getsignal`...); the environment changed as bytes in os.environ's own
+dict (cpython.environ_data) with the changes worked out in the server (plan_start);
+run_planned doing a warm child's whole set-up in one frame; what a fork helper does once
+for all its children (prepare_signals, prepare_socket_stdio) left out of each child;
+typing, re and traceback imported only where needed, so a forking parent stays small
+(fork and exit cost grow with every page it holds); preload freezing the GC's view of
+what is loaded. `bench/tcpserver` (b) shows their loss.
 
 Switch: UCSPI_WARMSTART=0 in the environment turns warm start off (everything is exec'd).
 """
