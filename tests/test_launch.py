@@ -138,3 +138,22 @@ def test_uncaught_exception_exits_1_as_a_cold_interpreter_would():
                              env=support.suite_env(UCSPI_WARMSTART=warm))
         assert result.returncode == 1
         assert b"ValueError" in result.stderr
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "exec"])
+def test_signals_a_server_started_with_ignored_stay_ignored_in_its_children(tmp_path, warm):
+    """A server started from a shell that ignores SIGINT and SIGQUIT (nohup, `make test &`)
+    passes them on ignored, as exec keeps an ignored signal, warm or not."""
+    env = support.suite_env(UCSPI_WARMSTART="1" if warm else "0")
+    argv = ["/bin/sh", "-c", "trap '' INT QUIT; exec \"$@\"", "sh", support.prog("tcpserver"),
+            "-1", "-RHl0", "127.0.0.1", "0", support.prog("ucspi-probe")]
+    proc = support.Proc(argv, env=env, cwd=tmp_path)
+    try:
+        port = int(proc.out.wait_line(lambda line: line.strip().isdigit(), timeout=15))
+        report = json.loads(exchange(port))
+    finally:
+        proc.stop()
+    ignored = int(report["signals"]["SigIgn"], 16) & ~GLIBC_INTERNAL
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        assert ignored & (1 << (sig - 1)), sig
+    assert report["warm"] is warm

@@ -190,7 +190,10 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends us quietly, as it ends C's
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        # Ctrl-C ends us quietly, as it ends C's; started with it ignored (nohup, a
+        # backgrounded shell), we and our children keep it ignored, as C's do
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     o, rest = parse(argv)
     path, program = rest[0], rest[1:]
     if o.verbosity == 0:
