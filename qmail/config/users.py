@@ -15,12 +15,13 @@ users/cdb: key `!local\\0` (exact) or `!prefix` (wildcard), both lowercased; val
 wildcard prefix, so a lookup only tries prefixes that could match.
 """
 
-import errno
 import os
 import pwd
 from dataclasses import dataclass
 
 import cdblib
+
+from ucspi.runtime import exitcodes
 
 BREAK = b"-"  # conf-break
 ALIAS_USER = "alias"  # conf-users: the user whose home holds the .qmail-* alias files
@@ -176,8 +177,7 @@ def _mail_user(name: bytes):
     try:
         st = os.stat(entry.pw_dir)
     except OSError as err:
-        if err.errno in (errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR,
-                         errno.ENOMEM, errno.EAGAIN, errno.ENOLCK):
+        if exitcodes.error_temp(err.errno):  # qmail-getpw's QLX_NFS
             raise Trouble(f"unable to stat {entry.pw_dir}") from err
         return None
     return entry if st.st_uid == entry.pw_uid else None

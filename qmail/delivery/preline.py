@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 
-from qmail.queue import spawn_protocol
 from ucspi.runtime import children, durable, exitcodes, sgetopt, launch
 
 PROG = "preline"
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             launch.exec_program(rest)
         except OSError as err:
-            code = 111 if spawn_protocol.errno_temporary(err.errno or 0) else 100
+            code = 111 if exitcodes.error_temp(err.errno or 0) else 100
             exitcodes.say(f"{PROG}: fatal: unable to run {rest[0]}: {exitcodes.error_str(err)}")
             os._exit(code)
         os._exit(111)

@@ -45,14 +45,6 @@ PROG = "qmail-local"
 USAGE = "qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
 PATTERN = 0o002  # conf-patrn: mode bits a home or .qmail file must not have
 PERMANENT_PROGRAM_CODES = frozenset((100, 64, 65, 70, 76, 77, 78, 112))
-# errno values djb's error_temp() calls temporary.
-TEMPORARY_ERRNO = frozenset((
-    errno.EINTR, errno.ENOMEM, errno.ETXTBSY, errno.EIO, errno.ETIMEDOUT, errno.EAGAIN,
-    errno.ENFILE, errno.EMFILE, errno.EFBIG, errno.ENOSPC, errno.ENETDOWN,
-    errno.ENETUNREACH, errno.ENETRESET, errno.ECONNABORTED, errno.ECONNRESET,
-    errno.ENOBUFS, errno.ESHUTDOWN, errno.ETOOMANYREFS, errno.ECONNREFUSED,
-    errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.EDQUOT, errno.ESTALE, errno.ENOLCK,
-    errno.EDEADLK, errno.EREMOTE))
 
 
 class Stop(Exception):
@@ -135,7 +127,7 @@ def open_dot_qmail(path: bytes) -> tuple[bytes, bool] | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
-        if err.errno in TEMPORARY_ERRNO or err.errno in (errno.EPERM, errno.EACCES):
+        if exitcodes.error_temp(err.errno) or err.errno in (errno.EPERM, errno.EACCES):
             raise Stop(111, f"Unable to open {name(path)}: {reason(err)}. (#4.3.0)") from None
         return None
     try:
@@ -171,7 +163,7 @@ def exists(path: bytes) -> bool:
         os.stat(path)
         return True
     except OSError as err:
-        if err.errno in TEMPORARY_ERRNO:
+        if exitcodes.error_temp(err.errno):
             raise Stop(111, f"Unable to open {name(path)}: {reason(err)}. (#4.3.0)") from None
         return False
 

@@ -7,7 +7,8 @@ Every command reports through these helpers:
     prog: warning: what went wrong          no exit
 
 Reasons for system errors use the wording of djb's error_str ("file does not exist",
-"address already used"), not strerror's, so our messages read as the C tools' do.
+"address already used"), not strerror's, so our messages read as the C tools' do; which
+errno values are temporary (111, try later) rather than permanent is djb's error_temp.
 The helpers raise SystemExit, which works the same in a cold process and in a warm-started
 child (ucspi.runtime.launch turns it into the process exit status).
 """
@@ -117,6 +118,22 @@ def error_str(err: BaseException | int) -> str:
     except KeyError:
         import os
         return os.strerror(num).lower()
+
+
+# djb's error_temp.c: the errno values of trouble that may pass. Its #ifdefs leave out what
+# a system lacks (EPROCLIM on Linux); so does hasattr.
+_TEMPORARY_ERRNO = frozenset(getattr(errno, name) for name in (
+    "EINTR", "ENOMEM", "ETXTBSY", "EIO", "ETIMEDOUT", "EWOULDBLOCK", "EAGAIN",
+    "EDEADLK", "EBUSY", "ENFILE", "EMFILE", "EFBIG", "ENOSPC", "ENETDOWN", "ENETUNREACH",
+    "ENETRESET", "ECONNABORTED", "ECONNRESET", "ENOBUFS", "ETOOMANYREFS", "ECONNREFUSED",
+    "EHOSTDOWN", "EHOSTUNREACH", "EPROCLIM", "EUSERS", "EDQUOT", "ESTALE", "ENOLCK",
+) if hasattr(errno, name))
+
+
+def error_temp(err: int) -> bool:
+    """djb's error_temp: whether errno value err is temporary trouble (111: try again later)
+    rather than permanent (100)."""
+    return err in _TEMPORARY_ERRNO
 
 
 def _file_buffer(stream):
