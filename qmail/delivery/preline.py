@@ -44,20 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to create pipe", err)
     try:
-        pid = os.fork()
+        pid = launch.spawn(rest, fds={0: read_end}, code=launch.ERROR_TEMP,
+                           complaint=f"{PROG}: fatal: unable to run {rest[0]}: {{reason}}")
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to fork", err)
-    if pid == 0:
-        os.close(write_end)
-        os.dup2(read_end, 0)
-        os.close(read_end)
-        try:
-            launch.exec_program(rest)
-        except OSError as err:
-            code = 111 if exitcodes.error_temp(err.errno or 0) else 100
-            exitcodes.say(f"{PROG}: fatal: unable to run {rest[0]}: {exitcodes.error_str(err)}")
-            os._exit(code)
-        os._exit(111)
     os.close(read_end)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     head = b"".join(lines[k] for k in (b"UFLINE", b"RPLINE", b"DTLINE") if wanted[k])

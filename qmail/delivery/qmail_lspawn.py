@@ -33,7 +33,7 @@ import sys
 
 from qmail.config import install_root, users
 from qmail.queue import spawn_protocol
-from ucspi.runtime import launch, privileges
+from ucspi.runtime import exitcodes, launch, privileges
 
 TRUNCREPORT = 3000
 
@@ -105,7 +105,7 @@ def make_child(root: str, program: str, defaultdelivery: str):
         try:
             launch.exec_program(argv, env)
         except OSError as err:
-            if spawn_protocol.errno_temporary(err.errno or errno.EIO):
+            if exitcodes.error_temp(err.errno or errno.EIO):
                 return spawn_protocol.QLX_EXECSOFT
             return spawn_protocol.QLX_EXECHARD
         return spawn_protocol.QLX_EXECHARD

@@ -41,7 +41,6 @@ Contract for a spawn program (qmail-lspawn, qmail-rspawn):
 Requests carry bytes, as qmail's are: addresses need not be valid UTF-8.
 """
 
-import errno
 import marshal
 import os
 import select
@@ -469,13 +468,3 @@ def _start(request: Request, slots: dict, limit: int, owner: int, out: _Writer,
     slots[request.delnum] = _Delivery(pid or None, fdin, fdout)
     if pid:
         _reap(slots, forker)  # the child may already be gone
-
-
-def errno_temporary(err: int) -> bool:
-    """error_temp: whether an exec failure should be retried later."""
-    return err in (errno.EINTR, errno.ENOMEM, errno.ETXTBSY, errno.EIO, errno.ETIMEDOUT,
-                   errno.EWOULDBLOCK, errno.EAGAIN, errno.ENFILE, errno.EMFILE,
-                   errno.ENOSPC, errno.EDEADLK, errno.ENOLCK, errno.ENETDOWN,
-                   errno.ENETUNREACH, errno.ENETRESET, errno.ECONNABORTED,
-                   errno.ECONNRESET, errno.ENOBUFS, errno.ECONNREFUSED,
-                   errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ESTALE)

@@ -17,7 +17,7 @@ import os
 import sys
 
 from qmail.queue import spawn_protocol
-from ucspi.runtime import launch
+from ucspi.runtime import exitcodes, launch
 
 TRUNCREPORT = 0  # qmail-remote keeps its own reports short
 
@@ -36,7 +36,7 @@ def run_remote(request: spawn_protocol.Request) -> int:
     try:
         launch.exec_program(argv, env)
     except OSError as err:
-        return 111 if spawn_protocol.errno_temporary(err.errno or 0) else 100
+        return 111 if exitcodes.error_temp(err.errno or 0) else 100
     return 111
 
 
