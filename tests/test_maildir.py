@@ -174,3 +174,27 @@ def test_maildirwatch_needs_maildir():
     env.pop("MAILDIR", None)
     r = support.run([support.prog("maildirwatch")], env=env)
     assert (r.returncode, r.stderr) == (111, b"maildirwatch: fatal: MAILDIR not set\n")
+
+
+# --- entering $MAILDIR (maildir2mbox, maildirwatch) -----------------------------------
+
+@pytest.mark.parametrize("program", ["maildir2mbox", "maildirwatch"])
+def test_unenterable_maildir_is_fatal_111_with_qmails_words(tmp_path, program):
+    env = support.suite_env(MAILDIR=tmp_path / "none", MAIL=tmp_path / "m", MAILTMP=tmp_path / "t")
+    r = support.run([support.prog(program)], env=env)
+    assert (r.returncode, r.stderr) == (
+        111, f"{program}: fatal: unable to chdir to {tmp_path}/none: file does not exist\n".encode())
+
+
+def test_chdir_env_enters_maildir_or_says_why(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAILDIR", raising=False)
+    with pytest.raises(maildir.ChdirError, match="^MAILDIR not set$"):
+        maildir.chdir_env()
+    monkeypatch.setenv("MAILDIR", str(tmp_path / "none"))
+    with pytest.raises(maildir.ChdirError) as caught:
+        maildir.chdir_env()
+    assert str(caught.value) == f"unable to chdir to {tmp_path}/none: file does not exist"
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("MAILDIR", str(tmp_path))
+    maildir.chdir_env()
+    assert os.getcwd() == str(tmp_path)

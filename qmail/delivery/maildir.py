@@ -16,7 +16,7 @@ import os
 import socket
 import time
 
-from ucspi.runtime import durable
+from ucspi.runtime import durable, exitcodes
 
 _counter = itertools.count(1)
 CHUNK = 65536
@@ -29,6 +29,22 @@ class MaildirError(Exception):
         super().__init__(kind, err)
         self.kind = kind
         self.err = err
+
+
+class ChdirError(Exception):
+    """$MAILDIR cannot be entered; the text is qmail's maildir_chdir_err."""
+
+
+def chdir_env() -> None:
+    """chdir to the Maildir $MAILDIR names (qmail's maildir_chdir, for maildir2mbox and
+    maildirwatch). Raises ChdirError: "MAILDIR not set", "unable to chdir to DIR: reason"."""
+    where = os.environ.get("MAILDIR")
+    if where is None:
+        raise ChdirError("MAILDIR not set")
+    try:
+        os.chdir(where)
+    except OSError as err:
+        raise ChdirError(f"unable to chdir to {where}: {exitcodes.error_str(err)}") from None
 
 
 def host_part() -> str:

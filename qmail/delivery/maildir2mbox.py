@@ -45,13 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = os.environ.get("MAILTMP")
     if tmp is None:
         exitcodes.fatal(PROG, "MAILTMP not set")
-    where = os.environ.get("MAILDIR")
-    if where is None:
-        exitcodes.fatal(PROG, "MAILDIR not set")
     try:
-        os.chdir(where)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, f"unable to chdir to {where}", err)
+        maildir.chdir_env()
+    except maildir.ChdirError as err:
+        exitcodes.fatal(PROG, str(err))
     maildir.clean_tmp(".")
     try:
         found = maildir.scan(".")

@@ -64,13 +64,10 @@ def screen(where: str) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    where = os.environ.get("MAILDIR")
-    if where is None:
-        exitcodes.fatal(PROG, "MAILDIR not set")
     try:
-        os.chdir(where)
-    except OSError as err:
-        exitcodes.fatal_sys(PROG, f"unable to chdir to {where}", err)
+        maildir.chdir_env()
+    except maildir.ChdirError as err:
+        exitcodes.fatal(PROG, str(err))
     while True:
         sys.stdout.buffer.write(CLEAR)
         sys.stdout.buffer.flush()
