@@ -28,6 +28,7 @@ _SPECIAL = {ord(","): COMMA, ord("@"): AT, ord("."): DOT, ord("<"): LEFT, ord(">
 _SPACE = b" \t\r\n"
 _NOT_IN_ATOM = frozenset(b" \t\r\n([\"<>;:@,.")
 _ESCAPED_ON_OUTPUT = frozenset(b"\"[]()\\\r\n")
+_DELIMITERS = {ATOM: (b"", b""), QUOTE: (b'"', b'"'), LITERAL: (b"[", b"]"), COMMENT: (b"(", b")")}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # Header fields qmail knows by name (hfield.c order), lower case.
@@ -151,22 +152,13 @@ def unparse(tokens: list[Token], linelen: int = 80) -> bytes:
             out.append(0x2C)
             fold()
         elif kind in WORDS:
-            if kind == QUOTE:
-                out.append(0x22)
-            elif kind == LITERAL:
-                out.append(0x5B)
-            elif kind == COMMENT:
-                out.append(0x28)
+            opening, closing = _DELIMITERS[kind]
+            out += opening
             for ch in text:
                 if ch in _ESCAPED_ON_OUTPUT:
                     out.append(0x5C)
                 out.append(ch)
-            if kind == QUOTE:
-                out.append(0x22)
-            elif kind == LITERAL:
-                out.append(0x5D)
-            elif kind == COMMENT:
-                out.append(0x29)
+            out += closing
         else:
             out.extend(kind.encode())
     fold()
