@@ -160,9 +160,7 @@ def converse(message: bytes) -> None:
     length = 0
     while True:
         try:
-            data = os.read(0, 4096)
-        except InterruptedError:
-            continue
+            data = os.read(0, 4096)  # a signal's EINTR is retried by os.read itself
         except OSError:
             return
         if not data:

@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     countdown = 0
     while True:
         try:
-            data = os.read(0, 4096)
-        except InterruptedError:
-            continue
+            data = os.read(0, 4096)  # a signal's EINTR is retried by os.read itself
         except OSError:
             break
         if not data:
