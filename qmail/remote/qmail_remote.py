@@ -234,14 +234,19 @@ class NoHost(Exception):
     """The name does not exist (permanent)."""
 
 
-def resolve_a(host: str, resolver) -> list[str]:
+def ask(host: str, rdtype: str, resolver):
+    """The answer for host's rdtype records, empty when it has none. NoHost when the name
+    does not exist; DNSTrouble when no answer can be had now."""
     try:
-        answer = resolver.resolve(host, "A", raise_on_no_answer=False)
+        return resolver.resolve(host, rdtype, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
         raise NoHost from None
     except (dns.exception.DNSException, OSError) as err:
         raise dns_lookup.DNSTrouble(str(err)) from err
-    return sorted({rr.address for rr in answer})
+
+
+def resolve_a(host: str, resolver) -> list[str]:
+    return sorted({rr.address for rr in ask(host, "A", resolver)})
 
 
 def exchangers(host: str, use_mx: bool, resolver) -> list[tuple[int, str]]:
@@ -251,12 +256,7 @@ def exchangers(host: str, use_mx: bool, resolver) -> list[tuple[int, str]]:
         return [(0, ip)]
     if not use_mx:
         return [(0, a) for a in resolve_a(host, resolver)]
-    try:
-        answer = resolver.resolve(host, "MX", raise_on_no_answer=False)
-    except dns.resolver.NXDOMAIN:
-        raise NoHost from None
-    except (dns.exception.DNSException, OSError) as err:
-        raise dns_lookup.DNSTrouble(str(err)) from err
+    answer = ask(host, "MX", resolver)
     if not answer.rrset:
         return [(0, a) for a in resolve_a(host, resolver)]
     found = []
