@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import signal
 import socket
 import sys
 
@@ -60,62 +59,27 @@ class Options:
     info_timeout = 26
 
 
+# What each option sets (the letter's attribute and value, or the function of its argument).
+FLAGS = {"X": ("allow_no_rules", True), "d": ("delay", True), "D": ("delay", False),
+         "v": ("verbosity", 2), "q": ("verbosity", 0), "Q": ("verbosity", 1),
+         "P": ("paranoid", False), "p": ("paranoid", True), "O": ("kill_options", True),
+         "o": ("kill_options", False), "H": ("remote_host", False), "h": ("remote_host", True),
+         "R": ("remote_info", False), "r": ("remote_info", True), "1": ("print_port", True)}
+VALUES = {"b": ("backlog", sgetopt.scan_ulong), "c": ("limit", sgetopt.scan_ulong),
+          "x": ("rules", str), "B": ("banner", os.fsencode), "t": ("info_timeout", sgetopt.scan_ulong),
+          "u": ("uid", sgetopt.scan_ulong), "g": ("gid", sgetopt.scan_ulong), "l": ("local_name", str)}
+
+
 def parse(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
     try:
         opts, rest = sgetopt.getopt(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO", PROG)
     except sgetopt.UsageError:
         exitcodes.usage(PROG, USAGE)
-    for opt, arg in opts:
-        if opt == "b":
-            o.backlog = sgetopt.scan_ulong(arg)
-        elif opt == "c":
-            o.limit = sgetopt.scan_ulong(arg)
-        elif opt == "X":
-            o.allow_no_rules = True
-        elif opt == "x":
-            o.rules = arg
-        elif opt == "B":
-            o.banner = os.fsencode(arg)
-        elif opt == "d":
-            o.delay = True
-        elif opt == "D":
-            o.delay = False
-        elif opt == "v":
-            o.verbosity = 2
-        elif opt == "q":
-            o.verbosity = 0
-        elif opt == "Q":
-            o.verbosity = 1
-        elif opt == "P":
-            o.paranoid = False
-        elif opt == "p":
-            o.paranoid = True
-        elif opt == "O":
-            o.kill_options = True
-        elif opt == "o":
-            o.kill_options = False
-        elif opt == "H":
-            o.remote_host = False
-        elif opt == "h":
-            o.remote_host = True
-        elif opt == "R":
-            o.remote_info = False
-        elif opt == "r":
-            o.remote_info = True
-        elif opt == "t":
-            o.info_timeout = sgetopt.scan_ulong(arg)
-        elif opt == "U":
+    for opt, _ in sgetopt.apply(opts, o, FLAGS, VALUES):
+        if opt == "U":
             o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
             o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
-        elif opt == "u":
-            o.uid = sgetopt.scan_ulong(arg)
-        elif opt == "g":
-            o.gid = sgetopt.scan_ulong(arg)
-        elif opt == "1":
-            o.print_port = True
-        elif opt == "l":
-            o.local_name = arg
     if len(rest) < 3:
         exitcodes.usage(PROG, USAGE)
     return o, rest
@@ -365,20 +329,12 @@ def finish(o: Options, program: list[str], fd: int, start: tuple | None) -> NoRe
     connection's descriptor fd as fds 0 and 1."""
     if start is None:
         raise SystemExit(100)
-    try:
-        launch.run_planned(program, fd, start)
-    except launch.DescriptorTrouble as err:
-        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
-    except OSError as err:
-        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+    server_loop.run_program(PROG, o.verbosity, program, fd, start)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        # Ctrl-C ends us quietly, as it ends C's; started with it ignored (nohup, a
-        # backgrounded shell), we and our children keep it ignored, as C's do
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    server_loop.quiet_interrupt()
     o, rest = parse(argv)
     host, port_arg, program = rest[0], rest[1], rest[2:]
     if o.verbosity == 0:

@@ -24,7 +24,6 @@ Exit codes: 100 usage; 111 cannot create, bind, listen or switch ids. SIGTERM ex
 """
 
 import os
-import signal
 import socket
 import stat
 import sys
@@ -58,50 +57,29 @@ def octal(text: str) -> int:
         exitcodes.usage(PROG, USAGE)
 
 
+# What each option sets (the letter's attribute and value, or the function of its argument).
+FLAGS = {"q": ("verbosity", 0), "Q": ("verbosity", 1), "v": ("verbosity", 2),
+         "d": ("remove_on_exit", False), "D": ("remove_on_exit", True)}
+VALUES = {"u": ("uid", sgetopt.scan_ulong), "g": ("gid", sgetopt.scan_ulong),
+          "o": ("owner", sgetopt.scan_ulong), "r": ("group", sgetopt.scan_ulong),
+          "p": ("perm", octal), "m": ("mask", octal), "c": ("limit", sgetopt.scan_ulong),
+          "b": ("backlog", sgetopt.scan_ulong), "B": ("banner", os.fsencode)}
+
+
 def parse(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
     try:
         opts, rest = sgetopt.getopt(argv, "qQvdDUu:g:o:r:Op:m:c:b:B:", PROG)
     except sgetopt.UsageError:
         exitcodes.usage(PROG, USAGE)
-    for opt, arg in opts:
-        if opt == "q":
-            o.verbosity = 0
-        elif opt == "Q":
-            o.verbosity = 1
-        elif opt == "v":
-            o.verbosity = 2
-        elif opt == "d":
-            o.remove_on_exit = False
-        elif opt == "D":
-            o.remove_on_exit = True
-        elif opt == "u":
-            o.uid = sgetopt.scan_ulong(arg)
-        elif opt == "g":
-            o.gid = sgetopt.scan_ulong(arg)
-        elif opt == "U":
+    for opt, _ in sgetopt.apply(opts, o, FLAGS, VALUES):
+        if opt == "U":
             o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
             o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
-        elif opt == "o":
-            o.owner = sgetopt.scan_ulong(arg)
-        elif opt == "r":
-            o.group = sgetopt.scan_ulong(arg)
         elif opt == "O":
             o.owner = sgetopt.scan_ulong(os.environ.get("SOCKET_UID", ""))
             o.group = sgetopt.scan_ulong(os.environ.get("SOCKET_GID", ""))
-        elif opt == "p":
-            o.perm = octal(arg)
-        elif opt == "m":
-            o.mask = octal(arg)
-        elif opt == "c":
-            o.limit = sgetopt.scan_ulong(arg)
-            if o.limit < 1:
-                exitcodes.usage(PROG, USAGE)
-        elif opt == "b":
-            o.backlog = sgetopt.scan_ulong(arg)
-        elif opt == "B":
-            o.banner = os.fsencode(arg)
-    if len(rest) < 2:
+    if len(rest) < 2 or o.limit < 1:
         exitcodes.usage(PROG, USAGE)
     return o, rest
 
@@ -165,8 +143,7 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
             conn.sendall(o.banner)
         except OSError as err:
             server_loop.drop(PROG, o.verbosity, "unable to print banner", err)
-    env = launch.environ()
-    env.update({
+    changes = {
         "PROTO": "UNIX",
         "UNIXLOCALPATH": path,
         "UNIXLOCALPID": str(server_pid),
@@ -175,25 +152,15 @@ def handle(o: Options, path: str, program: list[str], server_pid: int, conn: soc
         "UNIXREMOTEPID": str(peer.pid),
         "UNIXREMOTEEUID": str(peer.uid),
         "UNIXREMOTEEGID": str(peer.gid),
-    })
+    }
     if o.verbosity >= 2:
         exitcodes.say(f"{PROG}: ok {pid} {path} {peer.uid}:{peer.gid}:{peer.pid}")
-    try:
-        server_loop.attach_stdio(conn.detach())
-    except OSError as err:
-        server_loop.drop(PROG, o.verbosity, "unable to set up descriptors", err)
-    try:
-        launch.exec_program(program, env)
-    except OSError as err:
-        server_loop.drop(PROG, o.verbosity, f"unable to run {program[0]}", err)
+    server_loop.run_program(PROG, o.verbosity, program, conn.detach(), (launch.GENERAL, None, changes))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        # Ctrl-C ends us quietly, as it ends C's; started with it ignored (nohup, a
-        # backgrounded shell), we and our children keep it ignored, as C's do
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    server_loop.quiet_interrupt()
     o, rest = parse(argv)
     path, program = rest[0], rest[1:]
     if o.verbosity == 0:

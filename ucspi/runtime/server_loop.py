@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
-from ucspi.runtime import exitcodes, fork_helper, self_pipe
+from ucspi.runtime import exitcodes, fork_helper, launch, self_pipe
 
 
 class Server:
@@ -147,17 +147,28 @@ class Server:
         self.plan.child(fds[0], payload)
 
 
+def quiet_interrupt() -> None:
+    """Ctrl-C ends a server quietly, as it ends C's (Python would raise
+    KeyboardInterrupt); one started with SIGINT ignored (nohup, a backgrounded shell)
+    keeps it ignored, and so do its children, as C's do."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_program(prog: str, verbosity: int, program: list[str], fd: int, plan: tuple) -> NoReturn:
+    """The end of a connection's child: fd, the connection, becomes descriptors 0 and 1
+    and program starts as plan says (launch.plan_start's, or (launch.GENERAL, None,
+    changes)); the connection is dropped with C's words when either cannot be done."""
+    try:
+        launch.run_planned(program, fd, plan)
+    except launch.DescriptorTrouble as err:
+        drop(prog, verbosity, "unable to set up descriptors", err)
+    except OSError as err:
+        drop(prog, verbosity, f"unable to run {program[0]}", err)
+
+
 def drop(prog: str, verbosity: int, msg: str, err: BaseException) -> NoReturn:
     """End a connection's child: `prog: warning: dropping connection, msg: reason`, 111."""
     if verbosity:
         exitcodes.say(f"{prog}: warning: dropping connection, {msg}: {exitcodes.error_str(err)}")
     raise SystemExit(111)
-
-
-def attach_stdio(fd: int) -> None:
-    """The connection's descriptor fd (a socket's detach()) becomes descriptors 0 and 1
-    (and nothing else). Raises OSError."""
-    os.dup2(fd, 0)
-    os.dup2(fd, 1)
-    if fd > 1:
-        os.close(fd)

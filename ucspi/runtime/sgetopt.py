@@ -78,3 +78,19 @@ def scan_ulong(text: str) -> int:
         n = n * 10 + ord(ch) - 48
     return n
 
+
+
+def apply(opts: list[tuple[str, str]], target, flags: dict, values: dict) -> list[tuple[str, str]]:
+    """Set target's attributes from getopt's opts, in order, as a C tool's option switch
+    does: flags maps a letter to (attribute, value), values maps one to (attribute,
+    function of the argument). Returns the options neither names, for the command."""
+    rest = []
+    for opt, arg in opts:
+        if opt in flags:
+            setattr(target, *flags[opt])
+        elif opt in values:
+            name, convert = values[opt]
+            setattr(target, name, convert(arg))
+        else:
+            rest.append((opt, arg))
+    return rest
