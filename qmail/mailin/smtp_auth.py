@@ -52,6 +52,11 @@ def decode(text: bytes) -> bytes | None:
         return None
 
 
+def _malformed(conn) -> None:
+    """501 malformed input (the patch's err_input); the dialogue returns what this does."""
+    conn.out(MALFORMED.encode())
+
+
 def _answer(conn, prompt: bytes) -> bytes | None:
     """Send 334 PROMPT, read the client's line; None (501 sent) if cancelled or malformed."""
     conn.out(b"334 " + prompt + b"\r\n")
@@ -63,20 +68,17 @@ def _answer(conn, prompt: bytes) -> bytes | None:
         return None
     value = decode(line)
     if value is None:
-        conn.out(MALFORMED.encode())
+        return _malformed(conn)
     return value
 
 
 def plain(conn, arg: bytes, hostname: bytes) -> Credentials | None:
     response = decode(arg) if arg else _answer(conn, b"")
     if response is None:
-        if arg:
-            conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn) if arg else None  # without arg, _answer has replied
     parts = response.split(b"\0")
     if len(parts) != 3 or not parts[1] or not parts[2]:
-        conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn)
     return Credentials(parts[1], parts[2])
 
 
@@ -84,36 +86,31 @@ def login(conn, arg: bytes, hostname: bytes) -> Credentials | None:
     if arg:
         user = decode(arg)
         if user is None:
-            conn.out(MALFORMED.encode())
-            return None
+            return _malformed(conn)
     else:
         user = _answer(conn, _USERNAME)
         if user is None:
             return None
     if not user:
-        conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn)
     secret = _answer(conn, _PASSWORD)
     if secret is None:
         return None
     if not secret:
-        conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn)
     return Credentials(user, secret)
 
 
 def cram_md5(conn, arg: bytes, hostname: bytes) -> Credentials | None:
     if arg:
-        conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn)
     challenge = b"<%d.%d@%s>" % (os.getpid(), int(time.time()), hostname)
     response = _answer(conn, base64.b64encode(challenge))
     if response is None:
         return None
     user, _, digest = response.rpartition(b" ")
     if not user or not digest:
-        conn.out(MALFORMED.encode())
-        return None
+        return _malformed(conn)
     return Credentials(user, digest, challenge)
 
 
