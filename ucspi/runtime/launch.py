@@ -766,18 +766,19 @@ def plan_start(argv0: str, changes: dict) -> tuple:
     """In a server whose connection children its fork helper forks (prepare_signals and
     prepare_socket_stdio done there): how argv0 starts with this process's environment
     and changes, worked out here once rather than in each child."""
-    resolved = resolve_changed(argv0, changes)
-    if resolved:
-        module, pinned_variables = resolved
-        raw = {**changes, **pinned_variables}
-        if _ENV_DATA is None or "PYTHONUNBUFFERED" in raw:
-            return GENERAL, None, changes  # its streams must be made afresh
+    view = ChangedEnviron(changes)
+    path = find_program(argv0, view)
+    if path is None:
+        return GENERAL, None, changes  # the child says it is not there, as C's does
+    module = identify(path) if enabled(view) else None
+    if module:
+        raw = {**changes, **_identity_cache[path][2]}  # with what its launcher pins
+        if (_ENV_DATA is None or "PYTHONUNBUFFERED" in raw  # its streams made afresh
+                or any(not name or "=" in name for name in raw) or _getenv("") is not None):
+            return GENERAL, None, changes
         if _LOCALE_COERCED and "LC_CTYPE" not in raw:
             raw["LC_CTYPE"] = None
         return WARM, module, _encoded(raw)
-    path = find_program(argv0, ChangedEnviron(changes))
-    if path is None or resolve(argv0, ChangedEnviron(changes)):
-        return GENERAL, None, changes  # not found, or ours with a name only exec passes on
     return EXTERNAL, path, environ_bytes(changes)
 
 
