@@ -1,4 +1,4 @@
-"""Warm start (DESIGN.md section 4): a warm-started program sees exactly what exec gives it."""
+"""Warm start (docs/architecture.md, "Launch and warm start"): a warm-started program sees exactly what exec gives it."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""The layout's rules (DESIGN.md section 1), read from the sources (ast) and setup.cfg.
+"""The layout's rules (docs/architecture.md, "Layers and packages"), read from the sources (ast) and setup.cfg.
 
 Dependencies point one way: qmail may import supervise and ucspi; supervise may import
 ucspi; ucspi's commands (ucspi/*.py) import only ucspi.runtime of ours; ucspi.runtime

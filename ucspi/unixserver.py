@@ -10,7 +10,7 @@ writing to the client, and the environment
     PROTO=UNIX, UNIXLOCALPATH (the socket), UNIXLOCALPID/UNIXLOCALUID/UNIXLOCALGID (this
     server), UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID (the client, from the kernel's
     SO_PEERCRED: a client cannot lie about them).
-This is how the suite's local services (the queue-injection service of DESIGN.md section 3)
+This is how the suite's local services (the queue-injection service of docs/architecture.md, "Privilege separation")
 learn who their caller is.
 
 Options: -q quiet, -Q (default) errors, -v status lines as tcpserver's; -d keep, -D

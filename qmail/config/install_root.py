@@ -1,4 +1,4 @@
-"""Where this qmail installation lives (DESIGN.md section 2).
+"""Where this qmail installation lives (docs/architecture.md, "Root mode and embedded mode").
 
 qmail compiles /var/qmail in; we find the root at run time: $QMAIL_ROOT when set (the
 ROOT/bin launchers written by qmail-install pin it), else /var/qmail. Every qmail program

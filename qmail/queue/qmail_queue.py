@@ -13,7 +13,7 @@ Who writes: when the caller may write the queue (root, the queue's owner qmailq,
 embedded-mode user who owns the whole tree), qmail-queue writes it directly; root first
 drops to qmailq and group qmail when those exist. Any other caller hands the message to
 the injection service qmail-queued over ROOT/run/qmail-queued.sock, which takes the uid
-from the socket's peer credentials (DESIGN.md section 3). If the service cannot be
+from the socket's peer credentials (docs/architecture.md, "Privilege separation"). If the service cannot be
 reached, qmail-queue exits 74, a temporary failure, so nothing is lost.
 
 Exit codes (qmail-queue(8)): 0 queued; 11 address too long; 51 out of memory; 52 timeout

@@ -1,4 +1,4 @@
-"""qmail-queued: the queue-injection service (DESIGN.md section 3), one connection.
+"""qmail-queued: the queue-injection service (docs/architecture.md, "Privilege separation"), one connection.
 
 Synopsis (under unixserver, as qmailq in root mode):
     unixserver -p 0666 ROOT/run/qmail-queued.sock qmail-queued

@@ -159,5 +159,5 @@ def pull_trigger(qdir: str) -> None:
 
 
 def service_socket(root: str) -> str:
-    """The injection service's socket (DESIGN.md section 3): ROOT/run/qmail-queued.sock."""
+    """The injection service's socket (docs/architecture.md, "Privilege separation"): ROOT/run/qmail-queued.sock."""
     return os.path.join(root, "run", "qmail-queued.sock")

@@ -1,5 +1,5 @@
 """qmail-install: create or complete a qmail installation tree (what qmail's
-`make setup check` and `config-fast NAME` do; DESIGN.md section 2).
+`make setup check` and `config-fast NAME` do; docs/architecture.md, "Root mode and embedded mode").
 
 Synopsis:
     qmail-install [ --embedded ] [ --fqdn NAME ] [ --services DIR ] [ --root ROOT | ROOT ]

@@ -1,6 +1,6 @@
 """Durable writes: the one helper every program uses to replace a file safely.
 
-The pattern (DESIGN.md section 5): write a temporary file, fsync it, rename it over the
+The pattern (docs/architecture.md, "Queue and durability"): write a temporary file, fsync it, rename it over the
 target, fsync the directory. A crash at any point leaves either the old file or the
 complete new one, never a partial one. write_all is the loop every write to a descriptor
 goes through.
