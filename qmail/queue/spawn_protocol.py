@@ -30,7 +30,7 @@ Contract for a spawn program (qmail-lspawn, qmail-rspawn):
 
   child(request: Request) -> int   runs in the forked child (fd 0 = message, fds 1 and 2
                                    = the report pipe, cwd ROOT/queue/mess); it normally
-                                   replaces the process (warmstart.exec_program) and
+                                   replaces the process (launch.exec_program) and
                                    otherwise returns the exit status to use.  An
                                    exception or SystemExit ends the child with 111 or the
                                    SystemExit code.
