@@ -38,7 +38,7 @@ import sys
 import dns.exception
 import dns.name
 
-from ucspi.runtime import dns_lookup, durable, exitcodes, sgetopt, launch
+from ucspi.runtime import dns_lookup, durable, exitcodes, filters, sgetopt, launch
 
 PROG = "rblsmtpd"
 USAGE = "rblsmtpd [ -b ] [ -R ] [ -t timeout ] [ -r base ] [ -a base ] smtpd [ arg ... ]"
@@ -158,13 +158,7 @@ def converse(message: bytes) -> None:
     write_all(b"220" + LOCAL)
     line = bytearray()
     length = 0
-    while True:
-        try:
-            data = os.read(0, 4096)  # a signal's EINTR is retried by os.read itself
-        except OSError:
-            return
-        if not data:
-            return  # a partial last line gets no reply
+    for data in filters.chunks(0, 4096):
         start = 0
         while True:
             newline = data.find(b"\n", start)
@@ -182,6 +176,7 @@ def converse(message: bytes) -> None:
             line = bytearray()
             length = 0
             start = newline + 1
+    # end of input or a read error: a partial last line gets no reply
 
 
 def _drop(signum, frame):

@@ -19,6 +19,7 @@ import time
 
 from qmail.config import install_root
 from qmail.queue import queue_layout
+from ucspi.runtime import filters
 
 PID_DEBRIS_AGE = 129600  # OSSIFIED: 36 hours
 _MAX_REQUEST = 100
@@ -87,13 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 111
     pending = b""
     countdown = 0
-    while True:
-        try:
-            data = os.read(0, 4096)  # a signal's EINTR is retried by os.read itself
-        except OSError:
-            break
-        if not data:
-            break
+    for data in filters.chunks(0, 4096):  # to the end of input or a read error
         pending += data
         *requests, pending = pending.split(b"\0")
         for request in requests:
