@@ -1,4 +1,5 @@
-"""The environment of a delivery (qmail-command(8)) and the lines qmail-local adds.
+"""The environment of a delivery (qmail-command(8)), what its commands' exit codes mean,
+and the lines qmail-local adds.
 
 qmail-local describes the delivery to the programs it runs through environment variables,
 never through the command line (the command is the user's own .qmail text):
@@ -15,6 +16,11 @@ from dataclasses import dataclass
 
 from qmail.delivery import dot_qmail
 from qmail.formats import address
+
+# qmail-command(8): the exit codes of a command that fail the delivery for good (qmail-local
+# and dot-forward exit 100); 0 is success, 99 success that skips the rest of the .qmail
+# file, anything else a temporary failure.
+PERMANENT_PROGRAM_CODES = frozenset((100, 64, 65, 70, 76, 77, 78, 112))
 
 # RFC 821 characters that may appear unquoted in a local part (qmail's quote.c table).
 

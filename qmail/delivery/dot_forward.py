@@ -37,13 +37,12 @@ import sys
 from dataclasses import dataclass
 
 from qmail.config import control, install_root
-from qmail.delivery import forwarding
+from qmail.delivery import delivery_env, forwarding
 from qmail.formats import address
 from ucspi.runtime import exitcodes, filters, sgetopt
 
 PROG = "dot-forward"
 USAGE = "dot-forward [ -nN ] file ..."
-PERMANENT_PROGRAM_CODES = frozenset((100, 64, 65, 70, 76, 77, 78, 112))
 PHRASE = (address.COMMENT, address.ATOM, address.QUOTE, address.AT, address.DOT)
 
 
@@ -219,7 +218,7 @@ def run_program(command: bytes) -> None:
     if os.WIFSIGNALED(status):
         exitcodes.fatal(PROG, "child crashed")
     code = os.WEXITSTATUS(status)
-    if code in PERMANENT_PROGRAM_CODES:
+    if code in delivery_env.PERMANENT_PROGRAM_CODES:
         raise SystemExit(100)
     if code != 0:
         raise SystemExit(111)

@@ -44,7 +44,6 @@ from ucspi.runtime import durable, exitcodes, sgetopt
 PROG = "qmail-local"
 USAGE = "qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
 PATTERN = 0o002  # conf-patrn: mode bits a home or .qmail file must not have
-PERMANENT_PROGRAM_CODES = frozenset((100, 64, 65, 70, 76, 77, 78, 112))
 
 
 class Stop(Exception):
@@ -214,7 +213,7 @@ def run_program(command: bytes, env: dict) -> bool:
     if os.WIFSIGNALED(status):
         raise Stop(111, "Aack, child crashed. (#4.3.0)")
     code = os.WEXITSTATUS(status)
-    if code in PERMANENT_PROGRAM_CODES:
+    if code in delivery_env.PERMANENT_PROGRAM_CODES:
         raise Stop(100, "")
     if code == 99:
         return True
