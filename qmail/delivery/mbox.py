@@ -12,10 +12,10 @@ import os
 import signal
 import time
 
+from qmail.formats import date822
 from ucspi.runtime import durable
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LOCK_SECONDS = 30
 CHUNK = 65536
 
@@ -36,7 +36,7 @@ class _LockTimeout(Exception):
 def ctime(seconds: int) -> str:
     """`Wed Nov 05 05:03:46 2026`: qmail's myctime, in UTC, day of month zero-padded."""
     t = time.gmtime(seconds)
-    return (f"{DAYS[t.tm_wday]} {MONTHS[t.tm_mon - 1]} {t.tm_mday:02d} "
+    return (f"{DAYS[t.tm_wday]} {date822.MONTHS[t.tm_mon - 1]} {t.tm_mday:02d} "
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {t.tm_year}")
 
 

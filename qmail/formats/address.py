@@ -13,7 +13,7 @@ bytes.
                                       address (reversed) to rewrite; Unparseable on bad groups
   quote_need/quote/quote2             qmail's minimal RFC 821/822 quoting of a local part
   field_known/field_valid/split_header  header field names and the header/body split
-  format_date/format_message_id       the Date: and Message-ID: lines qmail writes
+  format_message_id                   the Message-ID: qmail writes (its Date: is date822's)
 """
 
 import time
@@ -29,7 +29,6 @@ _SPACE = b" \t\r\n"
 _NOT_IN_ATOM = frozenset(b" \t\r\n([\"<>;:@,.")
 _ESCAPED_ON_OUTPUT = frozenset(b"\"[]()\\\r\n")
 _DELIMITERS = {ATOM: (b"", b""), QUOTE: (b'"', b'"'), LITERAL: (b"[", b"]"), COMMENT: (b"(", b")")}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # Header fields qmail knows by name (hfield.c order), lower case.
 KNOWN_FIELDS = (
@@ -383,13 +382,6 @@ def _header_line(field, line):
         return line, True, events
     events += [("end", b""), ("body", b"\n"), ("body", line)]
     return None, False, events
-
-
-def format_date(when: float | None = None) -> str:
-    """RFC 822 date as qmail writes it, always UTC: "25 Nov 2026 05:10:00 -0000"."""
-    t = time.gmtime(time.time() if when is None else when)
-    return (f"{t.tm_mday} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} -0000")
 
 
 def format_message_id(idhost: bytes, pid: int, when: float | None = None) -> bytes:

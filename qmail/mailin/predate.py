@@ -16,10 +16,10 @@ import os
 import sys
 import time
 
+from qmail.formats import date822
 from ucspi.runtime import children, exitcodes, filters, launch
 
 PROG = "predate"
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def date_line(now: int) -> bytes:
@@ -28,7 +28,7 @@ def date_line(now: int) -> bytes:
     offset = calendar.timegm(local) - calendar.timegm(time.gmtime(now))
     minutes = (abs(offset) + 30) // 60
     sign = "-" if offset < 0 else "+"
-    return (f"Date: {local.tm_mday} {MONTHS[local.tm_mon - 1]} {local.tm_year} "
+    return (f"Date: {local.tm_mday} {date822.MONTHS[local.tm_mon - 1]} {local.tm_year} "
             f"{local.tm_hour:02d}:{local.tm_min:02d}:{local.tm_sec:02d} "
             f"{sign}{minutes // 60:02d}{minutes % 60:02d}\n").encode()
 

@@ -27,7 +27,7 @@ import sys
 import time
 
 from qmail.config import control, install_root
-from qmail.formats import address
+from qmail.formats import address, date822
 from qmail.queue import queue_client
 from qmail.formats.address import AT, ATOM, COLON, COMMENT, DOT, LEFT, LITERAL, QUOTE, RIGHT
 from ucspi.runtime import durable, exitcodes, sgetopt
@@ -328,7 +328,7 @@ class Injector:
         names = ("resent-date", "resent-message-id", "resent-from", "resent-to", "resent-cc") \
             if self.resent else ("date", "message-id", "from", "to", "cc")
         if names[0] not in self.seen:
-            self.put(prefix + b"Date: " + address.format_date(self.starttime).encode() + b"\n")
+            self.put(prefix + b"Date: " + date822.fmt(self.starttime).encode() + b"\n")
         if names[1] not in self.seen:
             msgid = address.format_message_id(self.idhost, os.getpid(), self.starttime)
             self.put(prefix + b"Message-ID: " + msgid + b"\n")

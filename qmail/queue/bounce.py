@@ -13,21 +13,15 @@ envelope sender #@[]; one of those failing is a triple bounce, discarded.
 A VERP sender prefix-@host-@[] bounces to prefix-@host.
 """
 
-import time
-
-from qmail.formats import address
+from qmail.formats import address, date822
 
 DOUBLE_BOUNCE_SENDER = b"#@[]"
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep",
-           b"Oct", b"Nov", b"Dec")
 
 # Characters a local part may hold unquoted (quote.c's table: RFC 821 atoms).
 
 def date_field(when: float) -> bytes:
     """The Date: line qmail writes (UTC, -0000)."""
-    t = time.gmtime(when)
-    return b"Date: %d %s %d %02d:%02d:%02d -0000\n" % (
-        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+    return b"Date: " + date822.fmt(when).encode() + b"\n"
 
 
 def paragraph(recip: bytes, report: bytes) -> bytes:

@@ -25,13 +25,12 @@ import os
 import pwd
 import time
 
-from qmail.formats import envelope
+from qmail.formats import date822, envelope
 from qmail.queue import queue_layout
 from ucspi.runtime import durable
 
 ATTEMPTS = 5  # pid/ file names tried
 CHUNK = 65536
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # exit codes of qmail-queue(8) used here
 NO_ROOT, NO_QUEUE = 61, 62
@@ -46,13 +45,6 @@ class QueueFailure(Exception):
     def __init__(self, code: int, why: str = ""):
         super().__init__(why or f"exit {code}")
         self.code = code
-
-
-def date822(when: float) -> str:
-    """qmail's date822fmt: '26 Sep 1995 04:46:54 -0000' (UTC)."""
-    t = time.gmtime(when)
-    return (f"{t.tm_mday} {MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} -0000")
 
 
 def special_uids() -> dict[int, str]:
@@ -70,7 +62,7 @@ def received_line(pid: int, uid: int, when: float, special: dict[int, str] | Non
     """qmail-queue's Received line, newline included."""
     special = special_uids() if special is None else special
     who = special.get(uid, f"by uid {uid}")
-    return f"Received: (qmail {pid} invoked {who}); {date822(when)}\n".encode()
+    return f"Received: (qmail {pid} invoked {who}); {date822.fmt(when)}\n".encode()
 
 
 def _discard(fd: int, path: str) -> None:

@@ -19,6 +19,7 @@ import os
 import sys
 
 from qmail.config import install_root
+from qmail.formats import date822
 from qmail.queue import queue_layout, queue_writer
 from ucspi.runtime import exitcodes
 
@@ -28,7 +29,7 @@ def printable(data: bytes) -> str:
 
 
 def stats_line(num: int, size: int, when: float, sender: bytes, bouncing: bool) -> str:
-    line = (f"{queue_writer.date822(when)[:-6]} GMT  #{num}  {size}  <"
+    line = (f"{date822.fmt(when)[:-6]} GMT  #{num}  {size}  <"
             + printable(sender) + "> " + (" bouncing" if bouncing else ""))
     return line
 
