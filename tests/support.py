@@ -113,3 +113,11 @@ def inherited_ignored_signals() -> int:
                 mask = int(line.split()[1], 16)
                 break
     return mask & ~((1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1)))
+
+
+def inherited_ignored(sig) -> bool:
+    """Whether this test process inherited sig ignored: then every program started from
+    here finds it ignored too (exec keeps ignored signals), and a shell script cannot even
+    trap it (POSIX: a signal ignored on entry to a non-interactive shell stays ignored).
+    A run started in the background of a script or under nohup has SIGINT and SIGQUIT so."""
+    return bool(inherited_ignored_signals() & (1 << (int(sig) - 1)))

@@ -113,7 +113,10 @@ def test_every_state_and_control_byte_look_the_same_as_with_c(tmp_path, pair):
     got = walk(tmp_path, supervise, svc)
     counts = collections.Counter(got)
     assert counts.pop("CONT", 0) >= 2, got
-    assert counts == EVENTS, got
+    # With SIGINT inherited ignored, ./run finds it ignored under C's supervise as under
+    # ours (exec keeps it so) and the shell cannot trap it: -i then logs nothing.
+    expected = dict(EVENTS, INT=0) if support.inherited_ignored(signal.SIGINT) else EVENTS
+    assert counts == {k: v for k, v in expected.items() if v}, got
     assert got[0] == "start" and got[-1] == "TERM"
 
 
