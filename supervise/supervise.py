@@ -40,7 +40,7 @@ import sys
 import time
 
 from supervise import status_file
-from ucspi.runtime import durable, exitcodes, self_pipe, launch
+from ucspi.runtime import children, durable, exitcodes, launch, self_pipe
 
 PROG = "supervise"
 POLL_SECONDS = 3600.0  # C's iopause deadline; any signal or command wakes us sooner
@@ -167,15 +167,7 @@ class Supervisor:
 
     def reap(self) -> bool:
         """Collect exited children; returns True when supervise should exit now."""
-        while True:
-            try:
-                r, wstat = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            except InterruptedError:
-                continue
-            if r == 0:
-                return False
+        for r, wstat in children.ended():
             if r == self.pid:
                 self.pid = 0
                 self.pid_change()
@@ -199,6 +191,7 @@ class Supervisor:
                 if (self.flag_want and self.flag_want_up) or (pending and not self.flag_want):
                     self.try_start()
                 return False
+        return False
 
     # -- commands ---------------------------------------------------------------
     def signal_service(self, sig: int) -> None:

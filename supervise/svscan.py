@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 
-from ucspi.runtime import exitcodes, launch
+from ucspi.runtime import children, exitcodes, launch
 
 PROG = "svscan"
 SERVICES = 1000  # the C program's table size
@@ -179,13 +179,7 @@ class Scanner:
 
     def reap(self) -> None:
         """Collect every dead child and mark its slot free for the next scan."""
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if not pid:
-                return
+        for pid, _ in children.ended():
             for service in self.services.values():
                 if service.pid == pid:
                     service.pid = 0

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from qmail.config import install_root
-from ucspi.runtime import self_pipe, fork_helper
+from ucspi.runtime import children, fork_helper, self_pipe
 
 AUTO_SPAWN = 120  # conf-spawn
 _MESSID_MAX = 100
@@ -391,15 +391,7 @@ def serve(child: Callable[[Request], int], report: Callable[[int, bytes], bytes]
 def _reap(slots: dict[int, "_Delivery"], forker: "fork_helper.Forker") -> bool:
     """Collect ended children; True when the fork helper was among them."""
     helper_died = False
-    while True:
-        try:
-            pid, wstat = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return helper_died
-        except InterruptedError:
-            continue
-        if pid == 0:
-            return helper_died
+    for pid, wstat in children.ended():
         gone = forker.gone(pid)
         if gone is not None:
             # What it reported counts; deliveries it had not reported are lost to us
@@ -418,6 +410,7 @@ def _reap(slots: dict[int, "_Delivery"], forker: "fork_helper.Forker") -> bool:
                 d.wstat = wstat
                 os.close(d.fdout)
                 d.fdout = -1
+    return helper_died
 
 
 def _ended(slots: dict[int, "_Delivery"], delnum: int, pid: int, wstat: int, out) -> None:

@@ -1,4 +1,5 @@
-"""Waiting for a child the way djb's filters do (predate, preline, fghack, ...)."""
+"""Waiting for children: one the way djb's filters do (predate, preline, fghack, ...), and
+every ended one without blocking, as the supervisors and servers reap theirs."""
 
 import os
 
@@ -18,3 +19,18 @@ def exit_code(prog: str, pid: int) -> int:
     if os.WIFSIGNALED(status):
         exitcodes.fatal(prog, "child crashed")
     return os.WEXITSTATUS(status)
+
+
+def ended():
+    """(pid, wait status) of each child that has ended, without waiting for any; stops
+    when none has (or none is left)."""
+    while True:
+        try:
+            pid, wstat = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+        if pid == 0:
+            return
+        yield pid, wstat

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
-from ucspi.runtime import exitcodes, fork_helper, launch, self_pipe
+from ucspi.runtime import children, exitcodes, fork_helper, launch, self_pipe
 
 
 class Server:
@@ -60,13 +60,7 @@ class Server:
         self.log(f"status: {self.children}/{self.limit}")
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, wstat = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, wstat in children.ended():
             gone = self.forker.gone(pid)
             if gone is None:
                 self._ended(pid, wstat)
