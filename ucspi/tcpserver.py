@@ -282,8 +282,11 @@ class Plan:
                 return pid
         return _dumps((c.local_ip, c.local_port, c.remote_ip, c.remote_port, start))
 
-    def child(self, fd: int, payload: bytes) -> NoReturn:
-        """In the connection's child: the log lines, then the program (or exit 100)."""
+    def child(self, fds: list[int], payload: bytes) -> NoReturn:
+        """In the connection's child (fds[0] its connection): the log lines, then the
+        program (or exit 100). Its calls are few and bound as globals: each function and
+        module attribute a warm child touches costs it pages (see launch's docstring)."""
+        fd = fds[0]
         if not payload:
             conn = socket.socket(fileno=fd)
             conn.setblocking(True)
@@ -294,10 +297,15 @@ class Plan:
             exitcodes.say(f"{PROG}: pid {pid} from {remote_ip}")
             say_verdict(pid, start is None, self.o.local_name, local_ip, local_port, None,
                         remote_ip, None, remote_port)
-        finish(self.o, self.program, fd, start)
+        if start is None:
+            raise SystemExit(100)
+        try:
+            _run_planned(self.program, fd, start)
+        except OSError as err:
+            server_loop.unrunnable(PROG, self.o.verbosity, self.program, err)
 
 
-_dumps, _loads = marshal.dumps, marshal.loads
+_dumps, _loads, _run_planned = marshal.dumps, marshal.loads, launch.run_planned
 
 
 def handle(o: Options, program: list[str], conn: socket.socket) -> NoReturn:

@@ -124,8 +124,8 @@ class Plan:
     def start(self, conn: socket.socket) -> bytes:
         return b""
 
-    def child(self, fd: int, payload: bytes) -> None:
-        conn = socket.socket(fileno=fd)
+    def child(self, fds: list[int], payload: bytes) -> None:
+        conn = socket.socket(fileno=fds[0])
         conn.setblocking(True)
         handle(self.o, self.path, self.program, self.server_pid, conn)
 

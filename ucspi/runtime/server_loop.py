@@ -12,8 +12,9 @@ How a connection's program starts is the server's plan, decided once at start-up
                               started without forking this interpreter (posix_spawn), else
                               the payload (bytes) for a forked child: what the server
                               worked out for it (b"": nothing, the child works it all out)
-    plan.child(fd, payload)   in the forked child, fd the connection: ends in the program
-                              or an exit; a return or an exception ends the child with 111
+    plan.child(fds, payload)  in the forked child, fds[0] the connection: ends in the
+                              program or an exit; a return or an exception ends the child
+                              with 111
 
 Forked children come from the fork helper (fork_helper.Forker), which spares this loop the
 copy-on-write faults of forking; should the helper die, the server forks them itself.
@@ -88,7 +89,7 @@ class Server:
     def run(self) -> NoReturn:
         """Accept and start children forever; SIGTERM exits 0."""
         # The helper first: it must not inherit the handlers and wake-up pipe below.
-        self.forker = fork_helper.Forker(self.prog, [self.listener], self._run_child, socket_stdio=True,
+        self.forker = fork_helper.Forker(self.prog, [self.listener], self.plan.child, socket_stdio=True,
                                          fork_warning="dropping connection, unable to fork")
         wake_r, _ = self_pipe.open_wakeup()
         # A Python-level handler is what makes the interpreter write to the wakeup pipe.
@@ -137,9 +138,6 @@ class Server:
             self.status()
         conn.close()
 
-    def _run_child(self, fds: list[int], payload: bytes) -> NoReturn:
-        self.plan.child(fds[0], payload)
-
 
 def quiet_interrupt() -> None:
     """Ctrl-C ends a server quietly, as it ends C's (Python would raise
@@ -155,10 +153,15 @@ def run_program(prog: str, verbosity: int, program: list[str], fd: int, plan: tu
     changes)); the connection is dropped with C's words when either cannot be done."""
     try:
         launch.run_planned(program, fd, plan)
-    except launch.DescriptorTrouble as err:
-        drop(prog, verbosity, "unable to set up descriptors", err)
     except OSError as err:
-        drop(prog, verbosity, f"unable to run {program[0]}", err)
+        unrunnable(prog, verbosity, program, err)
+
+
+def unrunnable(prog: str, verbosity: int, program: list[str], err: OSError) -> NoReturn:
+    """Drop the connection whose program launch.run_planned could not start."""
+    if isinstance(err, launch.DescriptorTrouble):
+        drop(prog, verbosity, "unable to set up descriptors", err)
+    drop(prog, verbosity, f"unable to run {program[0]}", err)
 
 
 def drop(prog: str, verbosity: int, msg: str, err: BaseException) -> NoReturn:
