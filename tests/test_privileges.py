@@ -1,6 +1,7 @@
 """privileges.become, the one place ids change: complete changes, no way back to root, and a
 warm child that changed uid is not dumpable by the new user before its own exec."""
 
+import ctypes  # before any test drops root: the interpreter may be one only root can read
 import json
 import os
 import pwd
@@ -29,7 +30,6 @@ def in_child(work) -> int:
 
 
 def dumpable() -> int:
-    import ctypes
     return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)
 
 

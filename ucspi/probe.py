@@ -15,6 +15,7 @@ warm-started program sees what an exec'd one sees. With -x it then exits with co
 Exit codes: 0, or the -x code; 100 usage.
 """
 
+import ctypes  # here: a warm probe after a uid change may not read the library any more
 import json
 import io
 import os
@@ -67,7 +68,6 @@ def report() -> dict:
 def _dumpable() -> int | None:
     """prctl(PR_GET_DUMPABLE): 0 when another user may not ptrace us or read /proc/self."""
     try:
-        import ctypes
         return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)
     except (OSError, AttributeError):
         return None

@@ -34,7 +34,8 @@ class PrivilegeError(OSError):
 def become(uid: int | None, gid: int | None, groups: list[int] | None = None) -> None:
     """Take gid (groups: the supplementary groups, default [gid]) and then uid; None
     leaves that id as it is. Raises PrivilegeError."""
-    was_root = os.geteuid() == 0
+    # prctl is made ready while this process can still read the interpreter's library
+    prctl = _prctl() if os.geteuid() == 0 and (uid or gid) else None
     if gid is not None:
         groups = [gid] if groups is None else groups
         try:
@@ -51,8 +52,8 @@ def become(uid: int | None, gid: int | None, groups: list[int] | None = None) ->
             raise PrivilegeError("uid", err) from err
         if os.getresuid() != (uid, uid, uid):
             raise PrivilegeError("uid", PermissionError(1, os.strerror(1)))
-    if was_root and (uid or gid):
-        _not_dumpable()
+    if prctl and prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise PrivilegeError("uid", PermissionError(1, os.strerror(1)))
 
 
 def drop(prog: str, uid: int, gid: int) -> None:
@@ -68,16 +69,14 @@ def drop(prog: str, uid: int, gid: int) -> None:
 _PR_SET_DUMPABLE = 4
 
 
-def _not_dumpable() -> None:
-    """Clear the dumpable flag where the kernel left it set (suid_dumpable 1)."""
+def _prctl():
+    """libc's prctl where the kernel leaves a process that changed ids dumpable
+    (/proc/sys/fs/suid_dumpable 1), else None: 0 or 2 make it not dumpable already."""
     try:
         with open("/proc/sys/fs/suid_dumpable", "rb") as f:
             if f.read().strip() != b"1":
-                return  # 0 or 2: the uid change already made the process not dumpable
+                return None
     except OSError:
         pass
     import ctypes  # only on a host that asks for it: 2 MiB a forking parent need not hold
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise PrivilegeError("uid", OSError(err, os.strerror(err)))
+    return ctypes.CDLL(None).prctl
