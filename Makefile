@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test run bench clean
+.PHONY: venv test test-interpreters run bench clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The runtime's tests (warm start, fork helper, tcpserver, end to end) again on each
+# Python 3.11, 3.12, 3.13 present, each in a copy of the project with a .venv of its own
+# (devtools/interpreters.py; PYTHON_VERSIONS="3.12" for fewer). .ci/run runs it.
+PYTHON_VERSIONS ?=
+test-interpreters: venv
+	$(BIN)/python -m devtools.interpreters $(PYTHON_VERSIONS)
 
 run: venv
 	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."

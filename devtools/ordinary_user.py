@@ -71,20 +71,33 @@ def fresh_copy(prefix: str = "e2e-") -> Path:
     user = unprivileged_user()
     base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
-    src = base / "src"
+    src = copy_project(base / "src")
+    if os.getuid() == 0:
+        for path in [base, *base.rglob("*")]:
+            os.lchown(path, user.pw_uid, user.pw_gid)
+    return src
+
+
+def copy_project(dest: Path) -> Path:
+    """The working tree's files (project_files(), no .venv, no var) copied to dest, every
+    directory and file readable by everyone (0755, 0644 or 0755 as the file is executable)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dest.chmod(0o755)
     for name in project_files():
         if not name or name.startswith(("var/", ".venv/")):
             continue
         path = ROOT / name
         if not path.is_file() or path.is_symlink():
             continue
-        target = src / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    if os.getuid() == 0:
-        for path in [base, *base.rglob("*")]:
-            os.lchown(path, user.pw_uid, user.pw_gid)
-    return src
+        target = dest / name
+        for d in reversed([p for p in target.parents if dest in p.parents]):
+            if not d.is_dir():
+                d.mkdir()
+                d.chmod(0o755)
+        shutil.copyfile(path, target)
+        shutil.copystat(path, target)
+        target.chmod(0o755 if path.stat().st_mode & 0o100 else 0o644)
+    return dest
 
 
 def project_files() -> list[str]:
