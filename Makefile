@@ -21,10 +21,11 @@ test: venv
 
 # The runtime's tests (warm start, fork helper, tcpserver, end to end) again on each
 # Python 3.11, 3.12, 3.13 present, each in a copy of the project with a .venv of its own
-# (devtools/interpreters.py; PYTHON_VERSIONS="3.12" for fewer). .ci/run runs it.
+# (devtools/interpreters.py; PYTHON_VERSIONS="3.12" for fewer). .ci/run runs it. It needs
+# no .venv of its own: $(PYTHON) runs the driver, and each copy builds its venv.
 PYTHON_VERSIONS ?=
-test-interpreters: venv
-	$(BIN)/python -m devtools.interpreters $(PYTHON_VERSIONS)
+test-interpreters:
+	$(PYTHON) -m devtools.interpreters $(PYTHON_VERSIONS)
 
 run: venv
 	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."
