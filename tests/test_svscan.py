@@ -158,9 +158,10 @@ def test_starts_one_supervise_per_directory_and_a_log_pair(tmp_path, which):
     else:
         svscan = start_svscan(which, tmp_path)
     found = wait_supervisors(svscan, ["a", "b", "log"])
-    # The logger runs as `supervise log` inside b, as 0.76 does it.
-    assert cwd(found["supervise log"]) == str(tmp_path / "b" / "log")
-    assert cwd(found["supervise a"]) == str(tmp_path / "a")
+    # The logger runs as `supervise log` inside b, as 0.76 does it. Each supervise is
+    # titled (exec'd, or warm-started) before it changes into its directory: wait for it.
+    for name, where in (("supervise log", tmp_path / "b" / "log"), ("supervise a", tmp_path / "a")):
+        support.wait_for(lambda: cwd(found[name]) == str(where), what=f"{name} in {where}")
 
 
 def test_skips_dot_directories_and_files_and_follows_links_once(tmp_path):
