@@ -10,24 +10,18 @@ Exit codes: 100 usage; 111 unknown account or cannot run child; otherwise child'
 Files: the password database (getpwnam). Environment: PATH finds child.
 """
 
-import pwd
 import sys
 
 from supervise import pathexec
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "envuidgid"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 3:
-        exitcodes.usage(PROG, "envuidgid account child")
-    account, child = argv[1], argv[2:]
-    try:
-        pw = pwd.getpwnam(account)
-    except (KeyError, ValueError):
-        exitcodes.fatal(PROG, f"unknown account {account}")
+    pw = pathexec.account(PROG, sgetopt.operands(argv, 2, PROG, "envuidgid account child")[0])
+    child = argv[2:]
     env = pathexec.env_with([("GID", str(pw.pw_gid)), ("UID", str(pw.pw_uid))])
     try:
         pathexec.run(child, env)

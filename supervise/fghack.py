@@ -19,7 +19,7 @@ import sys
 import traceback
 
 from supervise import pathexec
-from ucspi.runtime import children, exitcodes, launch
+from ucspi.runtime import children, exitcodes, launch, sgetopt
 
 PROG = "fghack"
 DUPLICATES = 30
@@ -56,18 +56,15 @@ def _become_child(child: list[str], read_end: int, write_end: int, targets: list
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "fghack child")
+    sgetopt.operands(argv, 1, PROG, "fghack child")
     child = argv[1:]
     try:
         read_end, write_end = os.pipe()
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to create pipe", err)
     targets = duplicate_targets(read_end)
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        pid = os.fork()
+        pid = launch.fork()
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to fork", err)
     if pid == 0:

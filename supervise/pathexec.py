@@ -22,7 +22,6 @@ Everything here returns values or raises OSError; the commands report.
 """
 
 import importlib
-import os
 from typing import NoReturn
 
 from ucspi.runtime import launch
@@ -64,6 +63,17 @@ def _as_dict(entries) -> dict:
         # else: "=name" alone (an empty envdir file named "=name"): the C tools pass
         # that malformed entry on; execve from Python cannot, so it is left out
     return result
+
+
+def account(prog: str, name: str):
+    """The password entry of account name (setuidgid, envuidgid); `prog: fatal: unknown
+    account name` (111) when there is none."""
+    import pwd
+    try:
+        return pwd.getpwnam(name)
+    except (KeyError, ValueError):
+        from ucspi.runtime import exitcodes
+        exitcodes.fatal(prog, f"unknown account {name}")
 
 
 def prepare(child: list[str], env=None) -> None:

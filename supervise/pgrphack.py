@@ -14,15 +14,14 @@ import os
 import sys
 
 from supervise import pathexec
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "pgrphack"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "pgrphack child")
+    sgetopt.operands(argv, 1, PROG, "pgrphack child")
     child = argv[1:]
     try:
         os.setsid()

@@ -29,10 +29,7 @@ USAGE = "setlock [ -nNxX ] file program [ arg ... ]"
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    try:
-        opts, rest = sgetopt.getopt(argv, "nNxX", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, rest = sgetopt.options(argv, "nNxX", PROG, USAGE)
     nodelay = quiet = False
     for opt, _ in opts:
         if opt in "nN":

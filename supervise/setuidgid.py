@@ -11,24 +11,18 @@ otherwise child's.
 Files: the password database (getpwnam). Environment: PATH finds child.
 """
 
-import pwd
 import sys
 
 from supervise import pathexec
-from ucspi.runtime import exitcodes, launch, privileges
+from ucspi.runtime import exitcodes, launch, privileges, sgetopt
 
 PROG = "setuidgid"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 3:
-        exitcodes.usage(PROG, "setuidgid account child")
-    account, child = argv[1], argv[2:]
-    try:
-        pw = pwd.getpwnam(account)
-    except (KeyError, ValueError):
-        exitcodes.fatal(PROG, f"unknown account {account}")
+    pw = pathexec.account(PROG, sgetopt.operands(argv, 2, PROG, "setuidgid account child")[0])
+    child = argv[2:]
     # read before the uid changes: /proc/self is the old uid's until exec
     env = launch.environ()
     pathexec.prepare(child, env)

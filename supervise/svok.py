@@ -12,16 +12,14 @@ import errno
 import os
 import sys
 
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "svok"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "svok dir")
-    directory = argv[1]
+    directory = sgetopt.operands(argv, 1, PROG, "svok dir")[0]
     try:
         os.chdir(directory)
     except OSError as err:

@@ -11,7 +11,6 @@ Exit codes: 0 at the end of stdin; 111 if stdin cannot be read or stdout written
 Environment: TZ (through the C library's localtime).
 """
 
-import os
 import signal
 import sys
 import time

@@ -8,16 +8,14 @@ Exit codes: 100 usage; 111 if realname cannot be run; else realname's.
 
 import sys
 
-from ucspi.runtime import exitcodes, launch
+from ucspi.runtime import exitcodes, launch, sgetopt
 
 PROG = "argv0"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 3:
-        exitcodes.usage(PROG, "argv0 realname program [ arg ... ]")
-    realname = argv[1]
+    realname = sgetopt.operands(argv, 2, PROG, "argv0 realname program [ arg ... ]")[0]
     try:
         launch.exec_program(argv[2:], program=realname)
     except OSError as err:

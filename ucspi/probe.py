@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 
-from ucspi.runtime import durable, exitcodes, sgetopt, launch
+from ucspi.runtime import durable, launch, sgetopt
 
 PROG = "ucspi-probe"
 
@@ -101,10 +101,7 @@ def _stream(stream) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    try:
-        opts, _ = sgetopt.getopt(argv, "x:k:", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, "ucspi-probe [ -x code | -k signal ] [ arg ... ]")
+    opts, _ = sgetopt.options(argv, "x:k:", PROG, "ucspi-probe [ -x code | -k signal ] [ arg ... ]")
     data = json.dumps(report(), sort_keys=True).encode() + b"\n"
     durable.write_all(1, data)
     for opt, arg in opts:

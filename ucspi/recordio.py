@@ -29,7 +29,7 @@ import select
 import signal
 import sys
 
-from ucspi.runtime import exitcodes, launch
+from ucspi.runtime import exitcodes, launch, sgetopt
 
 PROG = "recordio"
 USAGE = "recordio program [ arg ... ]"
@@ -127,17 +127,15 @@ def copy(pid: bytes, to_program: int, from_program: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, USAGE)
+    sgetopt.operands(argv, 1, PROG, USAGE)
     pid = str(os.getpid()).encode()
     try:
         to_read, to_write = os.pipe()
         from_read, from_write = os.pipe()
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to create pipe", err)
-    sys.stdout.flush()
     try:
-        child = os.fork()
+        child = launch.fork()
     except OSError as err:
         exitcodes.fatal_sys(PROG, "unable to fork", err)
     if child == 0:

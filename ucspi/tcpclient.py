@@ -293,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             os.close(fd)
         except OSError:
             pass
-    try:
-        opts, args = sgetopt.getopt(argv, "dDvqQhHrRi:p:t:T:l:", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, args = sgetopt.options(argv, "dDvqQhHrRi:p:t:T:l:", PROG, USAGE)
     verbosity, delay, flag_host, flag_info = 1, True, True, True
     info_timeout, timeouts = 26, (2, 58)
     local_ip, local_port, forcelocal = None, 0, None

@@ -14,7 +14,7 @@ Exit codes: 0 written; 100 usage or a line it cannot parse (cdb untouched, tmp r
 import os
 import sys
 
-from ucspi.runtime import cdb_rules, durable, exitcodes
+from ucspi.runtime import cdb_rules, durable, exitcodes, sgetopt
 
 PROG = "tcprules"
 USAGE = "tcprules rules.cdb rules.tmp"
@@ -22,8 +22,7 @@ USAGE = "tcprules rules.cdb rules.tmp"
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 3:
-        exitcodes.usage(PROG, USAGE)
+    sgetopt.operands(argv, 2, PROG, USAGE)
     cdb, tmp = argv[1], argv[2]
     stage = ["create"]
 

@@ -19,7 +19,7 @@ Exit codes: 0 answered (even if standard output cannot be written, as C); 100 us
 import os
 import sys
 
-from ucspi.runtime import cdb_rules, durable, exitcodes
+from ucspi.runtime import cdb_rules, durable, exitcodes, sgetopt
 
 PROG = "tcprulescheck"
 USAGE = "tcprulescheck rules.cdb"
@@ -27,8 +27,7 @@ USAGE = "tcprulescheck rules.cdb"
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, USAGE)
+    sgetopt.operands(argv, 1, PROG, USAGE)
     path = argv[1]
     ip = os.environ.get("TCPREMOTEIP", "0.0.0.0")
     keys = cdb_rules.tcp_keys(ip, os.environ.get("TCPREMOTEHOST"), os.environ.get("TCPREMOTEINFO"))

@@ -70,18 +70,13 @@ VALUES = {"b": ("backlog", sgetopt.scan_ulong), "c": ("limit", sgetopt.scan_ulon
           "u": ("uid", sgetopt.scan_ulong), "g": ("gid", sgetopt.scan_ulong), "l": ("local_name", str)}
 
 
+FROM_ENV = {"U": (("gid", "GID"), ("uid", "UID"))}
+
+
 def parse(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
-    try:
-        opts, rest = sgetopt.getopt(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
-    for opt, _ in sgetopt.apply(opts, o, FLAGS, VALUES):
-        if opt == "U":
-            o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
-            o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
-    if len(rest) < 3:
-        exitcodes.usage(PROG, USAGE)
+    opts, rest = sgetopt.options(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO", PROG, USAGE, 3)
+    sgetopt.apply(opts, o, FLAGS, VALUES, FROM_ENV)
     return o, rest
 
 

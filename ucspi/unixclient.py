@@ -24,10 +24,7 @@ USAGE = "unixclient [ -qQv ] socket program"
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     verbosity = 1
-    try:
-        opts, rest = sgetopt.getopt(argv, "qQv", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, rest = sgetopt.options(argv, "qQv", PROG, USAGE)
     for opt, _ in opts:
         verbosity = {"q": 0, "Q": 1, "v": 2}[opt]
     if len(rest) < 2:

@@ -66,20 +66,14 @@ VALUES = {"u": ("uid", sgetopt.scan_ulong), "g": ("gid", sgetopt.scan_ulong),
           "b": ("backlog", sgetopt.scan_ulong), "B": ("banner", os.fsencode)}
 
 
+FROM_ENV = {"U": (("uid", "UID"), ("gid", "GID")), "O": (("owner", "SOCKET_UID"), ("group", "SOCKET_GID"))}
+
+
 def parse(argv: list[str]) -> tuple[Options, list[str]]:
     o = Options()
-    try:
-        opts, rest = sgetopt.getopt(argv, "qQvdDUu:g:o:r:Op:m:c:b:B:", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
-    for opt, _ in sgetopt.apply(opts, o, FLAGS, VALUES):
-        if opt == "U":
-            o.uid = sgetopt.scan_ulong(os.environ.get("UID", ""))
-            o.gid = sgetopt.scan_ulong(os.environ.get("GID", ""))
-        elif opt == "O":
-            o.owner = sgetopt.scan_ulong(os.environ.get("SOCKET_UID", ""))
-            o.group = sgetopt.scan_ulong(os.environ.get("SOCKET_GID", ""))
-    if len(rest) < 2 or o.limit < 1:
+    opts, rest = sgetopt.options(argv, "qQvdDUu:g:o:r:Op:m:c:b:B:", PROG, USAGE, 2)
+    sgetopt.apply(opts, o, FLAGS, VALUES, FROM_ENV)
+    if o.limit < 1:
         exitcodes.usage(PROG, USAGE)
     return o, rest
 

@@ -14,15 +14,14 @@ Exit codes: 0, 100, 111 as above; 100 usage.
 import sys
 
 from qmail.delivery import except_
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "bouncesaying"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "bouncesaying error [ program [ arg ... ] ]")
+    sgetopt.operands(argv, 1, PROG, "bouncesaying error [ program [ arg ... ] ]")
     if len(argv) > 2 and except_.run_judged(PROG, argv[2:]) != 0:
         return 0
     exitcodes.say(argv[1])

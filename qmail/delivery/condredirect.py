@@ -19,15 +19,14 @@ import os
 import sys
 
 from qmail.delivery import except_, forwarding
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "condredirect"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 3:
-        exitcodes.usage(PROG, "condredirect newaddress program [ arg ... ]")
+    sgetopt.operands(argv, 2, PROG, "condredirect newaddress program [ arg ... ]")
     if except_.run_judged(PROG, argv[2:]) != 0:
         return 0
     try:

@@ -226,10 +226,7 @@ def run_program(command: bytes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    try:
-        opts, files = sgetopt.getopt(argv, "nN", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, files = sgetopt.options(argv, "nN", PROG, USAGE)
     doit = True
     for opt, _ in opts:
         doit = opt == "N"

@@ -14,15 +14,14 @@ crashed.
 import sys
 
 from qmail.delivery import delivery_program
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "except"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "except program [ arg ... ]")
+    sgetopt.operands(argv, 1, PROG, "except program [ arg ... ]")
     code = run_judged(PROG, argv[1:])
     if code == 0:
         return 100

@@ -11,15 +11,14 @@ Exit codes: 0 done; 100 usage; 111 a directory could not be made.
 import os
 import sys
 
-from ucspi.runtime import exitcodes
+from ucspi.runtime import exitcodes, sgetopt
 
 PROG = "maildirmake"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    if len(argv) < 2:
-        exitcodes.usage(PROG, "maildirmake name")
+    sgetopt.operands(argv, 1, PROG, "maildirmake name")
     os.umask(0o077)
     name = argv[1]
     try:

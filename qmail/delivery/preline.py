@@ -29,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in os.environb:
             exitcodes.usage(PROG, USAGE)
         lines[name] = os.environb[name]
-    try:
-        opts, rest = sgetopt.getopt(argv, "frdFRD", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, rest = sgetopt.options(argv, "frdFRD", PROG, USAGE)
     wanted = {b"UFLINE": True, b"RPLINE": True, b"DTLINE": True}
     for opt, _ in opts:
         key = {"f": b"UFLINE", "r": b"RPLINE", "d": b"DTLINE"}[opt.lower()]

@@ -312,10 +312,7 @@ def deliver(doit: bool, args: list[bytes]) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     os.umask(0o077)
-    try:
-        opts, rest = sgetopt.getopt(argv, "nN", PROG)
-    except sgetopt.UsageError:
-        exitcodes.usage(PROG, USAGE)
+    opts, rest = sgetopt.options(argv, "nN", PROG, USAGE)
     doit = True
     for opt, _ in opts:
         doit = opt == "N"

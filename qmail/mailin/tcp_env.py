@@ -28,18 +28,18 @@ def name_of(ip: str) -> str | None:
         return SOFT_DNS_ERROR
 
 
+class Options:
+    remoteinfo = True
+    timeout = 30
+
+
 def options(argv: list[str]) -> tuple[bool, int, list[str]]:
     """subgetopt, which ignores what it does not know (tcp-env prints nothing)."""
-    remoteinfo, timeout = True, 30
+    o = Options()
     opts, rest = sgetopt.getopt(argv, "rRt:", quiet=True)
-    for ch, arg in opts:
-        if ch == "r":
-            remoteinfo = True
-        elif ch == "R":
-            remoteinfo = False
-        elif ch == "t":
-            timeout = sgetopt.scan_ulong(arg)
-    return remoteinfo, timeout, rest
+    sgetopt.apply(opts, o, {"r": ("remoteinfo", True), "R": ("remoteinfo", False)},
+                  {"t": ("timeout", sgetopt.scan_ulong)})
+    return o.remoteinfo, o.timeout, rest
 
 
 def describe(env: dict, remoteinfo: bool, timeout: int) -> None:

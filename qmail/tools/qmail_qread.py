@@ -20,7 +20,7 @@ import sys
 
 from qmail.config import install_root
 from qmail.formats import date822
-from qmail.queue import queue_layout, queue_writer
+from qmail.queue import queue_layout
 from ucspi.runtime import exitcodes
 
 

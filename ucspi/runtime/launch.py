@@ -370,6 +370,13 @@ def arrange(fds: dict[int, int]) -> None:
             os.set_inheritable(target, True)
 
 
+def fork() -> int:
+    """os.fork with this process's standard streams flushed first (a child must not
+    write what the parent had buffered). Raises OSError."""
+    flush_std()
+    return os.fork()
+
+
 def flush_std() -> None:
     """Flush sys.stdout and sys.stderr, as a process about to fork or exec must."""
     for stream in (sys.stdout, sys.stderr):

@@ -80,10 +80,13 @@ def scan_ulong(text: str) -> int:
 
 
 
-def apply(opts: list[tuple[str, str]], target, flags: dict, values: dict) -> list[tuple[str, str]]:
+def apply(opts: list[tuple[str, str]], target, flags: dict, values: dict,
+          from_env: dict | None = None) -> list[tuple[str, str]]:
     """Set target's attributes from getopt's opts, in order, as a C tool's option switch
     does: flags maps a letter to (attribute, value), values maps one to (attribute,
-    function of the argument). Returns the options neither names, for the command."""
+    function of the argument), from_env to ((attribute, VARIABLE), ...), each attribute
+    the number in that environment variable (-U's $UID and $GID). Returns the options
+    none names, for the command."""
     rest = []
     for opt, arg in opts:
         if opt in flags:
@@ -91,6 +94,31 @@ def apply(opts: list[tuple[str, str]], target, flags: dict, values: dict) -> lis
         elif opt in values:
             name, convert = values[opt]
             setattr(target, name, convert(arg))
+        elif from_env and opt in from_env:
+            import os
+            for name, variable in from_env[opt]:
+                setattr(target, name, scan_ulong(os.environ.get(variable, "")))
         else:
             rest.append((opt, arg))
     return rest
+
+
+def options(argv: list[str], optstring: str, prog: str, usage: str,
+            least: int = 0) -> tuple[list[tuple[str, str]], list[str]]:
+    """getopt, or the command's usage line and exit 100 when argv does not fit or fewer
+    than least words follow the options (the opening of every command with options)."""
+    try:
+        opts, rest = getopt(argv, optstring, prog)
+    except UsageError:
+        exitcodes.usage(prog, usage)
+    if len(rest) < least:
+        exitcodes.usage(prog, usage)
+    return opts, rest
+
+
+def operands(argv: list[str], least: int, prog: str, usage: str) -> list[str]:
+    """argv's words after the program's name, or the usage line and exit 100 when there
+    are fewer than least (the opening of every command without options)."""
+    if len(argv) < least + 1:
+        exitcodes.usage(prog, usage)
+    return argv[1:]
