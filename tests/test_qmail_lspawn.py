@@ -229,3 +229,14 @@ def test_embedded_tree_made_by_root_refuses_to_deliver_as_root(tmp_path):
                        1: b"ZNot allowed to perform deliveries as root.\n"}
     assert delivered(os.path.join(root, "mailboxes", "demo")) == []
     assert os.listdir(os.path.join(root, "alias", "Maildir", "new")) == []
+
+
+def test_message_not_owned_by_queue_owner_is_refused(world):
+    require_root()
+    user = support.unprivileged_user()
+    root, home = build(world, user)
+    os.chown(os.path.join(root, "queue", "mess", "7", "1234"), user.pw_uid, user.pw_gid)
+    reports = talk(root, [(b"s@x.org", b"demo@example.com")])
+    assert reports == {0: b"ZSorry, message has wrong owner. (#4.3.5)\n"}
+    assert delivered(home) == []
+    assert stat.S_ISREG(os.stat(os.path.join(root, "queue", "mess", "7", "1234")).st_mode)
