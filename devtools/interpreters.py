@@ -5,7 +5,7 @@ Synopsis: python -m devtools.interpreters [ --keep ] [ VERSION ... ]   (default 
 For each version it finds an interpreter (python3.X in /usr/bin, /usr/local/bin, on PATH,
 then pyenv's versions/3.X.* under $PYENV_ROOT or ~/.pyenv, newest first) with venv and
 ensurepip, and runs `make test PYTHON=it PYTEST_ARGS="TESTS"` (TESTS: warm start, fork
-helper, tcpserver, end to end) in a copy of the project of its own, so each version
+helper, CPython internals, privileges, tcpserver, end to end) in a copy of the project of its own, so each version
 builds a .venv of its own; a version with no interpreter prints `skipped: no Python 3.X
 here`. It exits 1 when a version's tests fail, 0 otherwise.
 
