@@ -77,10 +77,10 @@ class Suite:
             found[os.path.relpath(name, self.var / "service")] = state
         return found
 
-    def pid(self, name: str) -> int | None:
-        """The pid of an up service, None while it is not up."""
-        match = re.match(r"up \(pid (\d+)\) ", self.svstat()[name])
-        return int(match.group(1)) if match else None
+    def pid(self, name: str, seconds: int = 0) -> int | None:
+        """The pid of an up service (up for at least seconds), None while it is not."""
+        match = re.match(r"up \(pid (\d+)\) (\d+) seconds", self.svstat()[name])
+        return int(match.group(1)) if match and int(match.group(2)) >= seconds else None
 
     def wait_all_up(self, seconds: int = 1) -> dict[str, str]:
         def all_up():
@@ -299,7 +299,14 @@ def test_200_mails_from_10_clients_survive_two_qmail_send_restarts(suite):
     for mark in (60, 130):
         support.wait_for(lambda: len(done) >= mark or errors or len(done) >= 200,
                          timeout=120, what=f"{mark} mails accepted")
+        # svc -t reaches a qmail-send only while one runs: the second restart waits until
+        # the first has happened and the new qmail-send is up (on a loaded machine it may
+        # still be finishing its deliveries, or not yet restarted, when mail 130 is in)
+        before = support.wait_for(lambda: suite.pid("qmail-send", seconds=1), timeout=60,
+                                  what="qmail-send up (its handlers set)")
         support.run([suite.bin / "svc", "-t", suite.service("qmail-send")], env=suite.env)
+        support.wait_for(lambda: suite.pid("qmail-send") not in (None, before), timeout=60,
+                         what="qmail-send restarted")
     for t in threads:
         t.join(timeout=180)
     assert not errors, errors
