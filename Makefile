@@ -1,5 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both build .venv first.
-PYTHON ?= python3
+# The venv's interpreter must be one every user can run (the embedded-mode tests run as an
+# ordinary user): Debian's /usr/bin/python3 when it is 3.11+ with venv, else python3 on PATH.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
