@@ -17,7 +17,7 @@ import binascii
 import os
 import time
 
-from ucspi.runtime import launch
+from qmail.auth.checkpw import Credentials, check  # noqa: F401  (smtp_auth.check, .Credentials)
 
 OK = "235 ok, go ahead (#2.0.0)\r\n"
 FAILED = "535 authorization failed (#5.7.0)\r\n"
@@ -30,18 +30,6 @@ UNIMPLEMENTED = "504 auth type unimplemented (#5.5.1)\r\n"
 LINE_LIMIT = 16384
 _USERNAME = base64.b64encode(b"Username:")
 _PASSWORD = base64.b64encode(b"Password:")
-
-
-class Credentials:
-    def __init__(self, user: bytes, secret: bytes, stamp: bytes = b""):
-        self.user = user
-        self.secret = secret
-        self.stamp = stamp
-
-    def record(self) -> bytes:
-        """What the check program reads on descriptor 3."""
-        return self.user + b"\0" + self.stamp + b"\0" + self.secret + b"\0" if self.stamp \
-            else self.user + b"\0" + self.secret + b"\0\0"
 
 
 def decode(text: bytes) -> bytes | None:
@@ -115,39 +103,3 @@ def cram_md5(conn, arg: bytes, hostname: bytes) -> Credentials | None:
 
 
 MECHANISMS = {b"LOGIN": login, b"PLAIN": plain, b"CRAM-MD5": cram_md5}
-
-
-def check(program: list[str], creds: Credentials, env) -> str:
-    """Run the check program; the reply to send (OK, FAILED, TEMPORARY or CHILD)."""
-    try:
-        read_end, write_end = os.pipe()
-    except OSError:
-        return CHILD
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        pid = launch.spawn(program, env, fds={0: devnull, 1: devnull, 3: read_end},
-                              keep_fds=(3,))
-    except OSError:
-        pid = -1
-    finally:
-        os.close(read_end)
-        os.close(devnull)
-    try:
-        if pid > 0:
-            os.write(write_end, creds.record())  # far below a pipe's capacity
-    except OSError:
-        pass
-    finally:
-        os.close(write_end)
-    if pid < 0:
-        return CHILD
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return CHILD
-    if os.WIFSIGNALED(status):
-        return CHILD
-    code = os.WEXITSTATUS(status)
-    if code == 0:
-        return OK
-    return TEMPORARY if code == 111 else FAILED

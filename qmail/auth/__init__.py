@@ -1,0 +1,1 @@
+"""Authentication: the checkpassword interface (checkpw) and checkpassword for system users."""
