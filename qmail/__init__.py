@@ -8,6 +8,7 @@ draws qmail (docs/architecture.md):
     tools/     qmail-install, qmail-qstat, qmail-qread, qmail-showctl, qmail-newu ...
     config/    the installation root, control files, users/assign
     formats/   addresses, the queue envelope, netstrings
+    virtual/   qmail-vuser, checkvpw: virtual domains and users (docs/virtual.md)
 
 Room is left for pop3/, filters/, lists/ and analog/. qmail may import supervise and ucspi;
 nothing below imports qmail.
