@@ -154,7 +154,8 @@ def parse(text: bytes) -> list[Entry]:
 def _entry(fields: list[bytes], where) -> Entry:
     user, hashed, quota = (f.decode("ascii", "replace") for f in fields)
     try:
-        check_user(user)
+        if check_user(user) != user:
+            raise BadName(user)  # stored names are folded already
     except BadName:
         raise FormatError(f"{where}: bad user name") from None
     if not hashed or any(c in hashed for c in ":\n"):
