@@ -234,8 +234,22 @@ def _take_ids(account: Account) -> None:
         raise Refused(BAD_LOGIN, f"unable to set {err.step}: {err.strerror}") from None
 
 
+def _prepare(argv: list[str]) -> None:
+    """Import argv's module now if it is one of ours and will run warm: once the ids
+    have changed the new user may be unable to read the interpreter's library (exec
+    would read it afresh)."""
+    try:
+        module = launch.resolve(argv[0])
+        if module:
+            import importlib
+            importlib.import_module(module)
+    except (OSError, ImportError):
+        pass  # exec_program reports what cannot run
+
+
 def login(account: Account, argv: list[str]):
     """Become the account and exec argv; raises Refused when that fails."""
+    _prepare(argv)
     _take_ids(account)
     try:
         os.chdir(account.home)
