@@ -158,6 +158,18 @@ def test_usage_errors_exit_100():
     assert done.stderr.startswith(b"qmail-install: usage: qmail-install ")
 
 
+def test_embedded_as_root_warns_that_the_tree_delivers_nothing(tmp_path):
+    """qmail never delivers as root, so an embedded tree root owns delivers nothing locally
+    (qmail-lspawn answers QLX_ROOT: test_qmail_lspawn.py): qmail-install says so loudly."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (as an ordinary user --embedded is the only mode)")
+    done = support.run([support.prog("qmail-install"), "--embedded", "--fqdn", "x.example",
+                        tmp_path / "q"])
+    assert done.returncode == 0
+    assert b"qmail-install: warning: --embedded as root" in done.stderr
+    assert b"refuse every local delivery" in done.stderr
+
+
 def test_ordinary_user_builds_and_owns_a_tree(user_tree):
     root, user = user_tree
     for path, _ in queue_layout.all_dirs(queue_layout.queue_dir(root)):

@@ -10,7 +10,7 @@ warm). Replies are qmail 1.03's, word for word:
   354 go ahead / 250 ok TIME qp PID / 451 or 554 + qmail-queue's text / 451 qqt failure
   502 unimplemented / 503 MAIL first / 503 RCPT first / 555 syntax error
   553 badmailfrom / 553 rcpthosts / 552 databytes / 554 too many hops / 451 bare LF
-  451 timeout / 421 unable to read controls.
+  451 timeout / 421 unable to read controls / 421 unable to figure out my IP addresses.
 
 Extensions, each off unless switched on, as in the common qmail patches:
   SIZE       $SMTPSIZE set: "SIZE n" in EHLO, MAIL ... SIZE=n above databytes refused (552).
@@ -39,7 +39,7 @@ import ssl
 import sys
 import time
 
-from qmail.config import control, install_root
+from qmail.config import control, install_root, ipme
 from qmail.mailin import rcpthosts, smtp_auth, smtp_data
 from qmail.queue import queue_client
 from qmail.mailin import smtp_command, smtp_io, smtp_received, smtp_validrcpt
@@ -64,6 +64,7 @@ VRFY = b"252 send some mail, i'll try my best\r\n"
 QQT = b"451 qqt failure (#4.3.0)\r\n"
 TIMEOUT = b"451 timeout (#4.4.2)\r\n"
 CONTROLS = b"421 unable to read controls (#4.3.0)\r\n"
+IPME = b"421 unable to figure out my IP addresses (#4.3.0)\r\n"
 STRAY = b"451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"
 HOPS = b"554 too many hops, this message is looping (#5.4.6)\r\n"
 SIZE = b"552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n"
@@ -94,6 +95,7 @@ class Session:
         self.mailfrom = b""
         self.rcptto: list[bytes] = []
         self.authenticated = False
+        self.line_cut = False  # this command line was longer than LINE_LIMIT
         self.commands = {
             b"rcpt": self.smtp_rcpt, b"mail": self.smtp_mail, b"data": self.smtp_data,
             b"quit": self.smtp_quit, b"helo": self.smtp_helo, b"ehlo": self.smtp_ehlo,
@@ -197,18 +199,19 @@ class Session:
         self.out(UNIMPL)
 
     def address(self, arg: bytes) -> bytes | None:
-        """addrparse, then the localiphost rewrite of user@[my.ip]."""
-        addr = smtp_command.addrparse(arg)
-        if addr is None or self.liphost is None:
-            return addr
-        at = addr.rfind(b"@")
-        if at != -1:
-            ip = smtp_command.ip_in_brackets(addr[at + 1:])
-            if ip is not None and smtp_command.is_local_ip(ip):
-                addr = addr[:at + 1] + self.liphost.encode("latin-1")
-                if len(addr) + 1 > smtp_command.ADDRESS_LIMIT:
-                    return None
-        return addr
+        """addrparse, the localiphost rewrite of user@[my.ip], the 900-byte limit: None
+        (555) when too long, or when the line was cut at LINE_LIMIT before the address
+        ended (what the rest held could have changed it)."""
+        liphost = None if self.liphost is None else self.liphost.encode("latin-1")
+        return smtp_command.address(arg, liphost, self.is_me, self.line_cut)
+
+    def is_me(self, ip: str) -> bool:
+        try:
+            return ipme.is_me(ip)
+        except ipme.Trouble:
+            self.out(IPME)
+            self.conn.flush()
+            raise SessionEnd(1)
 
     def bmfcheck(self, addr: bytes) -> bool:
         if not self.badmailfrom:
@@ -380,11 +383,10 @@ class Session:
         extensions = {b"starttls", b"auth"}
         while True:
             line, truncated = self.conn.readline(LINE_LIMIT)
+            # A NUL ends the command for qmail too: what was dropped after it never counted.
+            self.line_cut = truncated and b"\0" not in line
             verb, arg = smtp_command.split_command(line)
             verb = verb.lower()
-            if truncated and verb in (b"mail", b"rcpt"):
-                self.out(SYNTAX)
-                continue
             handler = commands.get(verb, self.smtp_unimpl)
             if verb in extensions and not self.extension_on(verb):
                 handler = self.smtp_unimpl

@@ -21,21 +21,19 @@ Control files: helohost (default me), smtproutes, timeoutconnect (60), timeoutre
 (1200).  Environment: QMAIL_ROOT, DNSCACHEIP (ucspi/runtime/dns_lookup.py).
 """
 
-import fcntl
 import ipaddress
 import os
 import random
 import select
 import signal
 import socket
-import struct
 import sys
 
 import dns.exception
 import dns.resolver
 
 from qmail.formats import address as address_822
-from qmail.config import control, install_root
+from qmail.config import control, install_root, ipme
 from ucspi.runtime import dns_lookup, durable
 
 PORT_SMTP = 25
@@ -271,28 +269,6 @@ def exchangers(host: str, use_mx: bool, resolver) -> list[tuple[int, str]]:
     return [(pref, address) for pref, _, address in found]
 
 
-def my_addresses() -> set[str]:
-    """This host's IPv4 addresses (ipme): 0.0.0.0 and every interface's (127.0.0.1 on lo,
-    not the rest of 127/8, as qmail's ipme sees them)."""
-    mine = {"0.0.0.0"}
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        for _, name in socket.if_nameindex():
-            try:
-                packed = fcntl.ioctl(probe.fileno(), 0x8915,  # SIOCGIFADDR
-                                     struct.pack("256s", name.encode()[:15]))
-                mine.add(socket.inet_ntoa(packed[20:24]))
-            except OSError:
-                continue
-    finally:
-        probe.close()
-    return mine
-
-
-def is_me(address: str, mine: set[str]) -> bool:
-    return address in mine
-
-
 def deliver(remote: Remote, argv: list[str], message) -> None:
     root = install_root.root()
     try:
@@ -333,9 +309,12 @@ def deliver(remote: Remote, argv: list[str], message) -> None:
     if relay is not None:
         prefme = 300000
     else:
-        mine = my_addresses()
+        try:
+            mine = ipme.addresses()
+        except ipme.Trouble:
+            remote.die("ZSystem resources temporarily unavailable. (#4.3.0)\n")
         for pref, address in ips:
-            if is_me(address, mine) and pref < prefme:
+            if address in mine and pref < prefme:
                 prefme = pref
     usable = [(pref, address) for pref, address in ips if pref < prefme]
     if not usable:

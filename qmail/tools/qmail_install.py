@@ -18,7 +18,8 @@ Root mode (the default when run as root without --embedded): qmail's groups qmai
 nofiles and users alias, qmaild, qmaill, qmailp, qmailq, qmailr, qmails are created when
 missing, and owners and modes are set as qmail's hier.c sets them. Embedded mode: everything
 belongs to the current user; the alias .qmail files deliver to ROOT/alias/Maildir/.
-Running it again changes nothing that exists but owners, modes and launchers.
+Running it again changes nothing that exists but owners, modes and launchers. --embedded
+as root warns loudly: such a tree delivers nothing (qmail-lspawn refuses uid 0).
 --services DIR also installs the book's service directories (qmail-send, qmail-smtpd,
 qmail-qmtpd, qmail-qmqpd, qmail-queued, each with log/) into DIR for svscan, with the
 tcprules files tcp.smtp, tcp.qmtp, tcp.qmqp and their cdbs (qmail/tools/install_services.py;
@@ -44,6 +45,11 @@ from qmail.tools import boot_scripts, install_services
 from ucspi.runtime import durable, exitcodes
 
 PROG = "qmail-install"
+# qmail never delivers as root: qmail-lspawn refuses every delivery in a tree root owns.
+EMBEDDED_AS_ROOT = ("--embedded as root makes a tree owned by root, and qmail never "
+                    "delivers as root: qmail-lspawn will refuse every local delivery in it "
+                    "(\"Not allowed to perform deliveries as root.\"). Run qmail-install "
+                    "--embedded as the user who will run the tree, or without --embedded.")
 USAGE = "qmail-install [ --embedded ] [ --fqdn NAME ] [ --services DIR ] [ --root ROOT | ROOT ]"
 
 GROUPS = ("qmail", "nofiles")
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.abspath(root or install_root.root())
     if os.geteuid() != 0:
         embedded = True
+    elif embedded:
+        exitcodes.warn(PROG, EMBEDDED_AS_ROOT)
     try:
         install(root, fqdn, embedded)
         if services is not None:
