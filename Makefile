@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-interpreters run bench clean
+.PHONY: venv test test-interpreters test-private-clone run bench clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ test: venv
 PYTHON_VERSIONS ?=
 test-interpreters:
 	$(PYTHON) -m devtools.interpreters $(PYTHON_VERSIONS)
+
+# make test as a root newcomer runs it: a clone in a 0700 directory, python3 from PATH
+# (root's own, often a private pyenv), a slice of the suite (embedded end to end,
+# qmail-local, make run) once as started and once with SIGINT/SIGQUIT ignored
+# (devtools/private_clone.py). .ci/run runs it as root.
+test-private-clone:
+	$(PYTHON) -m devtools.private_clone
 
 run: venv
 	@echo "make run: qmail as you in ./var under svscan (SMTP on 127.0.0.1:$${SMTP_PORT:-2525}); Ctrl-C stops it."
