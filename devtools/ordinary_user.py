@@ -22,6 +22,7 @@ from devtools.harness import ROOT
 USER_PATH = "/usr/local/bin:/usr/bin:/bin"
 UNPRIVILEGED_USER = "suitetest"
 _copies: dict[str, Path] = {}
+_usable: dict[str, bool] = {}
 
 
 def unprivileged_user() -> pwd.struct_passwd:
@@ -37,12 +38,39 @@ def unprivileged_user() -> pwd.struct_passwd:
 
 
 def as_user(argv, user: pwd.struct_passwd) -> list[str]:
-    """argv prefixed so that it runs as user (setpriv when root, unchanged otherwise)."""
+    """argv prefixed so that it runs as user (setpriv when root, unchanged otherwise). A
+    program of this checkout's venv that user cannot run (a checkout in a 0700 directory,
+    a venv of a private interpreter) is taken from project_copy()'s venv instead."""
+    argv = [str(a) for a in argv]
     if os.getuid() != 0:
-        return [str(a) for a in argv]
+        return argv
+    argv[0] = reachable_program(argv[0])
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-            *[str(a) for a in argv]]
+    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
+
+
+def reachable_program(path: str) -> str:
+    """path, or when it is in this checkout's .venv/bin and the ordinary user cannot run
+    that venv, the same program in project_copy()'s venv."""
+    venv_bin = ROOT / ".venv" / "bin"
+    if os.path.dirname(os.path.abspath(path)) != str(venv_bin) or checkout_usable():
+        return path
+    return str(project_copy() / ".venv" / "bin" / os.path.basename(path))
+
+
+def checkout_usable() -> bool:
+    """Whether the ordinary user can run this checkout's venv and import the suite from it
+    (asked once: through /bin/sh, as make and run scripts start programs)."""
+    if "checkout" not in _usable:
+        python = ROOT / ".venv" / "bin" / "python"
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        user = unprivileged_user()
+        done = subprocess.run([setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                               "--clear-groups", "/bin/sh", "-c", 'exec "$0" -c "$1"', str(python),
+                               "import qmail.mailin.qmail_smtpd, supervise, ucspi.tcpserver"],
+                              cwd="/", env=user_env(Path("/")), capture_output=True, timeout=60)
+        _usable["checkout"] = done.returncode == 0
+    return _usable["checkout"]
 
 
 def user_env(home: Path, **extra) -> dict:
@@ -52,18 +80,36 @@ def user_env(home: Path, **extra) -> dict:
     return env
 
 
+class NoUserPython(Exception):
+    """No interpreter the ordinary user can run: the message says what to do."""
+
+
 def user_python() -> str:
     """An interpreter the ordinary user can run, with venv and ensurepip: the one running
     this (the base of its venv), else /usr/bin/python3 or /usr/local/bin/python3, else
-    python3 from PATH."""
-    probe = "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))"
+    python3 on the user's PATH. NoUserPython when there is none.
+
+    The probe runs the candidate through /bin/sh as make will, and checks the interpreter
+    that answered is the candidate: some kernels let setpriv's exec of a path under a 0700
+    directory land elsewhere while sh gets "Permission denied"."""
+    probe = ("import os, sys, venv, ensurepip; print(os.path.realpath(sys.executable)); "
+             "sys.exit(sys.version_info < (3, 11))")
     running = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-    for candidate in (running, "/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.access(candidate, os.X_OK) and subprocess.run(
-                as_user([candidate, "-c", probe], unprivileged_user()), cwd="/",
-                env=user_env(Path("/")), capture_output=True, timeout=60).returncode == 0:
+    tried = []
+    for candidate in dict.fromkeys((running, "/usr/bin/python3", "/usr/local/bin/python3", "python3")):
+        tried.append(candidate)
+        done = subprocess.run(as_user(["/bin/sh", "-c", 'exec "$0" -c "$1"', candidate, probe],
+                                      unprivileged_user()),
+                              cwd="/", env=user_env(Path("/")), capture_output=True, timeout=60)
+        answered = done.stdout.decode(errors="replace").strip()
+        expected = shutil.which(candidate, path=USER_PATH) if "/" not in candidate else candidate
+        if done.returncode == 0 and expected and answered == os.path.realpath(expected):
             return candidate
-    return "python3"
+    raise NoUserPython(
+        f"the ordinary user {unprivileged_user().pw_name} can run no Python 3.11+ with venv "
+        f"and ensurepip (tried {', '.join(tried)}); the embedded-mode tests run as that user. "
+        "Install one every user can run (Debian: apt-get install python3 python3-venv) or "
+        "run make test PYTHON=/path/to/such/python3.")
 
 
 def fresh_copy(prefix: str = "e2e-") -> Path:
