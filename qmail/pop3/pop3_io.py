@@ -51,9 +51,9 @@ def _socket_for(fd: int):
 
 
 class Conn:
-    def __init__(self, rfd: int = 0, wfd: int = 1, timeout: float = TIMEOUT,
+    def __init__(self, rfd: int = 0, wfd: int = 1, timeout: float | None = None,
                  exact: bool = False):
-        self.timeout = timeout
+        self.timeout = TIMEOUT if timeout is None else timeout
         self.exact = exact
         self.pending = bytearray()  # output not yet written
         self.buffer = bytearray()   # input read but not yet used

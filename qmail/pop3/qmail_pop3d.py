@@ -31,9 +31,11 @@ Message numbers: `-ERR syntax error` (no digits), `-ERR messages are counted fro
 
 Nothing changes in the Maildir before QUIT: a session that ends any other way (end of
 input, 1200 s without input or without the client reading, an error) deletes nothing.
-Messages delivered during the session are left for the next; two sessions on one Maildir
-see the same messages, and what one removes or renames the other answers as qmail does
-(unable to open that message), never losing a message.
+Messages delivered during the session are left for the next. Two sessions on one Maildir
+see the same messages; beyond qmail, a message one session's QUIT moved from new/X to
+cur/X:2, is still read (RETR, TOP) and deleted there by the other, and one that is gone
+gets qmail's answers (unable to open that message; unable to unlink all deleted
+messages). Nothing is lost either way.
 
 Exit codes: 0 (the original's die(), however the session ends); 1 as uid 0.
 """
@@ -77,6 +79,26 @@ class Message:
         self.fn = fn
         self.size = size
         self.deleted = False
+
+    def moved(self) -> str | None:
+        """Where another qmail-pop3d's QUIT puts a message of new/ (cur/NAME:2,)."""
+        return "cur/" + self.fn[4:] + ":2," if self.fn.startswith("new/") else None
+
+
+def on_file(m: Message, action):
+    """action(path) on the message's file, or on where a concurrent session's QUIT moved
+    it when it is no longer in new/; raises the first OSError when neither works."""
+    try:
+        return action(m.fn)
+    except FileNotFoundError:
+        moved = m.moved()
+        if moved is None:
+            raise
+        try:
+            return action(moved)
+        except OSError:
+            pass
+        raise
 
 
 def clean_tmp(now: float) -> None:
@@ -208,7 +230,7 @@ class Session:
         for m in self.m:
             if m.deleted:
                 try:
-                    os.unlink(m.fn)
+                    on_file(m, os.unlink)
                 except OSError:
                     self.conn.out(NOUNLINK)
             elif m.fn.startswith("new/"):
@@ -278,7 +300,7 @@ class Session:
         limit, digits = parse_ulong(rest)
         limit = limit + 1 if digits else 0
         try:
-            f = open(self.m[i].fn, "rb")
+            f = on_file(self.m[i], lambda path: open(path, "rb"))
         except OSError:
             self.conn.out(NOSUCH)
             return
