@@ -23,25 +23,21 @@ SHOW = "pwd; echo \"$USER|$HOME|$SHELL\"; id -u; id -g; id -G"
 
 
 def check(root, user, data: bytes | None, prog=("/bin/sh", "-c", SHOW), as_root=False):
-    """Run checkvpw PROG with data on descriptor 3 (None: no descriptor 3)."""
-    argv = [support.prog("checkvpw"), *prog]
+    """Run checkvpw PROG with data on descriptor 3 (None: descriptor 3 closed). bash puts
+    the pipe on 3 in the child (this process's 3 may be pytest's; dash takes one-digit
+    descriptors only)."""
+    r, w = os.pipe()
+    os.write(w, data or b"")
+    os.close(w)
+    redirect = f"3<&{r}" if data is not None else "3<&-"
+    argv = ["/bin/bash", "-c", f'exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"), *prog]
     if not as_root:
         argv = support.as_user(argv, user)
-    fds = ()
-    if data is not None:
-        r, w = os.pipe()
-        os.write(w, data)
-        os.close(w)
-        if r != 3:
-            os.dup2(r, 3)
-            os.close(r)
-        fds = (3,)
     try:
-        return subprocess.run(argv, env=env(root), pass_fds=fds, capture_output=True,
+        return subprocess.run(argv, env=env(root), pass_fds=(r,), capture_output=True,
                               timeout=60, cwd="/", stdin=subprocess.DEVNULL)
     finally:
-        if fds:
-            os.close(3)
+        os.close(r)
 
 
 def shown(root, user, address=ADDRESS) -> list[str]:
