@@ -15,9 +15,10 @@ Creates, under ROOT (default $QMAIL_ROOT or /var/qmail), whatever is missing of:
                 goes to alias, as qmail-getpw would send it
     run/        where the injection service qmail-queued (as qmailq) puts its socket
 Root mode (the default when run as root without --embedded): qmail's groups qmail and
-nofiles and users alias, qmaild, qmaill, qmailp, qmailq, qmailr, qmails are created when
-missing, and owners and modes are set as qmail's hier.c sets them. Embedded mode: everything
-belongs to the current user; the alias .qmail files deliver to ROOT/alias/Maildir/.
+nofiles and users alias, qmaild, qmaill, qmailp, qmailq, qmailr, qmails (and vmail, group
+vmail: qmail-vuser's virtual-mail owner) are created when missing, and owners and modes
+are set as qmail's hier.c sets them. Embedded mode: everything belongs to the current
+user; the alias .qmail files deliver to ROOT/alias/Maildir/.
 Running it again changes nothing that exists but owners, modes and launchers. --embedded
 as root warns loudly: such a tree delivers nothing (qmail-lspawn refuses uid 0).
 --services DIR also installs the book's service directories (qmail-send, qmail-smtpd,
@@ -52,7 +53,7 @@ EMBEDDED_AS_ROOT = ("--embedded as root makes a tree owned by root, and qmail ne
                     "--embedded as the user who will run the tree, or without --embedded.")
 USAGE = "qmail-install [ --embedded ] [ --fqdn NAME ] [ --services DIR ] [ --root ROOT | ROOT ]"
 
-GROUPS = ("qmail", "nofiles")
+GROUPS = ("qmail", "nofiles", "vmail")
 # user, group, home relative to ROOT ("" = ROOT itself), as qmail's INSTALL.ids
 USERS = (
     ("alias", "nofiles", "alias"),
@@ -62,6 +63,7 @@ USERS = (
     ("qmailq", "qmail", ""),
     ("qmailr", "qmail", ""),
     ("qmails", "qmail", ""),
+    ("vmail", "vmail", "vdomains"),  # owns the virtual domains' mailboxes (docs/virtual.md)
 )
 ALIAS_FILES = (".qmail-postmaster", ".qmail-mailer-daemon", ".qmail-root")
 DEMO = "demo"
