@@ -91,8 +91,9 @@ class PopUser:
                 for sub in ("new", "cur") for p in sorted((self.maildir / sub).iterdir())}
 
     def env(self, **extra) -> dict:
-        return support.suite_env(CHECKPASSWORD_PASSWD=self.passwd, CHECKPASSWORD_SHADOW=self.shadow,
-                                 TCPREMOTEIP=None, TCPLOCALIP=None, **extra)
+        settings = dict(CHECKPASSWORD_PASSWD=self.passwd, CHECKPASSWORD_SHADOW=self.shadow,
+                        TCPREMOTEIP=None, TCPLOCALIP=None)
+        return support.suite_env(**{**settings, **extra})
 
     def apop_checkpassword(self) -> str:
         """A checkpassword script of the tests that also takes APOP (the digest of the

@@ -231,6 +231,36 @@ def test_root_on_an_embedded_tree_gives_everything_to_the_trees_owner(bare_tree)
     assert f":{user.pw_name}:{user.pw_uid}:" in (Path(root) / "users" / "assign").read_text()
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="a root-mode tree needs root")
+def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(tmp_path):
+    import pwd
+    tmp_path.chmod(0o755)
+    root = str(tmp_path / "qmail")
+    env = support.suite_env(QMAIL_ROOT=root)
+    done = support.run([support.prog("qmail-install"), "--fqdn", "mx.example.net", root],
+                       timeout=120)
+    assert done.returncode == 0, done.stderr
+    vmail = pwd.getpwnam("vmail")
+    for args in (["adddomain", DOMAIN], ["add", ADDRESS, PASSWORD]):
+        done = support.run([support.prog("qmail-vuser"), *args], env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+    for path in [Path(root) / "vdomains", *Path(root, "vdomains").rglob("*")]:
+        assert (path.lstat().st_uid, path.lstat().st_gid) == (vmail.pw_uid, vmail.pw_gid), path
+    vd = Path(root) / "control" / "virtualdomains"
+    assert vd.stat().st_uid == 0 and stat.S_IMODE(vd.stat().st_mode) == 0o644
+    found = assignment(root, b"example.org-bob")
+    assert (found.user, found.uid, found.gid) == (b"vmail", vmail.pw_uid, vmail.pw_gid)
+    r, w = os.pipe()
+    os.write(w, ADDRESS.encode() + b"\0" + PASSWORD.encode() + b"\0\0")
+    os.close(w)
+    done = subprocess.run(["/bin/bash", "-c", f'exec "$@" 3<&{r} {r}<&-', "bash",
+                           support.prog("checkvpw"), "/bin/sh", "-c", "id -u; pwd"],
+                          env=env, pass_fds=(r,), capture_output=True, timeout=60, cwd="/")
+    os.close(r)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == [str(vmail.pw_uid), str(domain_dir(root) / "bob")]
+
+
 # --- delivery ----------------------------------------------------------------------
 
 
