@@ -232,10 +232,10 @@ def test_root_on_an_embedded_tree_gives_everything_to_the_trees_owner(bare_tree)
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="a root-mode tree needs root")
-def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(tmp_path):
+def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(bare_tree):
     import pwd
-    tmp_path.chmod(0o755)
-    root = str(tmp_path / "qmail")
+    base = bare_tree[2]  # a directory every user can search (pytest's tmp_path is root's)
+    root = str(base / "root-mode")
     env = support.suite_env(QMAIL_ROOT=root)
     done = support.run([support.prog("qmail-install"), "--fqdn", "mx.example.net", root],
                        timeout=120)
