@@ -252,3 +252,92 @@ def test_apop_digest_format_matches_the_greeting(recorder):
     user, got, record_stamp = out.read_bytes().split(b"\0")[:3]
     assert (user, got, record_stamp) == (b"joe", digest, stamp)
     assert hashlib.md5(record_stamp + b"secret").hexdigest().encode() == got
+
+
+# --- STLS through sslserver -n (UCSPI-TLS) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate and key for sslserver; (certfile, keyfile)."""
+    d = tmp_path_factory.mktemp("cert")
+    result = support.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d / "key.pem",
+                          "-out", d / "cert.pem", "-days", "2", "-subj", f"/CN={HOST}"])
+    if result.returncode != 0:
+        pytest.skip(f"openssl cannot make a test certificate: {result.stderr!r}")
+    return d / "cert.pem", d / "key.pem"
+
+
+def start_stls(user, certificate, **extra):
+    """sslserver -n ... qmail-popup HOST checkpassword qmail-pop3d Maildir; the port."""
+    binary = support.BIN / "sslserver"
+    if not binary.exists():
+        pytest.skip("sslserver (ucspi/sslserver.py) is not installed in .venv/bin")
+    cert, key = certificate
+    env = user.env(CERTFILE=cert, KEYFILE=key, **extra)
+    chain = [support.prog("qmail-popup"), HOST, support.prog("checkpassword"),
+             support.prog("qmail-pop3d"), "Maildir"]
+    _, port = start_tcpserver(["-n"], chain, env=env, binary=str(binary), cwd="/")
+    return port
+
+
+def client_context():
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def test_stls_offered_and_used(user, certificate):
+    user.deliver(b"Subject: tls\n\nover tls\n")
+    port = start_stls(user, certificate)
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    assert "STLS" in p.capa() and "USER" in p.capa()
+    assert p.stls(client_context()).startswith(b"+OK")
+    assert "STLS" not in p.capa()
+    assert p.user(USER) == b"+OK "
+    assert p.pass_(PASSWORD) == b"+OK "
+    assert p.retr(1)[1] == [b"Subject: tls", b"", b"over tls", b""]
+    assert p.quit() == b"+OK "
+
+
+def test_stls_required(user, certificate):
+    port = start_stls(user, certificate, UCSPITLS="!")
+    c = Client(port)
+    greet(c)
+    assert c.cmd(b"USER " + USER.encode()) == b"-ERR STLS first\r\n"
+    assert c.cmd(b"PASS x") == b"-ERR STLS first\r\n"
+    assert c.cmd(b"APOP a b") == b"-ERR STLS first\r\n"
+    c.send(b"CAPA\r\n")
+    capa = c.multi()
+    assert b"STLS\r\n" in capa and b"USER\r\n" not in capa
+    c.close()
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    p.stls(client_context())
+    assert "USER" in p.capa()
+    p.user(USER)
+    assert p.pass_(PASSWORD) == b"+OK "
+    assert p.stat() == (0, 0)
+    p.quit()
+
+
+def test_stls_forgets_the_user_given_before(user, certificate):
+    port = start_stls(user, certificate)
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    p.user(USER)
+    p.stls(client_context())
+    with pytest.raises(poplib.error_proto, match="USER first"):
+        p.pass_(PASSWORD)
+
+
+def test_cleartext_after_stls_is_not_a_command(user, certificate):
+    """STLS and USER in one packet: the USER is not answered in cleartext (no command
+    injection); the TLS handshake fails on it and the connection ends."""
+    port = start_stls(user, certificate)
+    c = Client(port)
+    greet(c)
+    c.send(b"STLS\r\nUSER " + USER.encode() + b"\r\n")
+    assert c.line() == b"+OK begin TLS negotiation\r\n"
+    assert b"+OK" not in c.rest()
