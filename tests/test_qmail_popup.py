@@ -3,7 +3,6 @@
 the timeout; under our tcpserver with poplib and raw sockets."""
 
 import hashlib
-import os
 import poplib
 import re
 import socket

@@ -4,7 +4,6 @@ POP-before-SMTP chain under tcpserver."""
 
 import os
 import poplib
-import subprocess
 import threading
 import time
 
