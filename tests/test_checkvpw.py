@@ -7,37 +7,21 @@ import os
 import poplib
 import smtplib
 import statistics
-import subprocess
 import time
 
 import pytest
 
 from qmail.auth import checkpw
-from qmail.virtual import checkvpw, vdomains
+from qmail.virtual import checkvpw
 from tests import support
-from tests.ucspi_servers import start_tcpserver
-from tests.vdomain_trees import (ADDRESS, DOMAIN, PASSWORD, bare_tree, domain_dir,  # noqa: F401
-                                 env, maildir, record, vtree)
+from tests.vdomain_trees import (ADDRESS, PASSWORD, bare_tree, domain_dir, env,  # noqa: F401
+                                 maildir, record, run_checkvpw, vtree)
 
 SHOW = "pwd; echo \"$USER|$HOME|$SHELL\"; id -u; id -g; id -G"
 
 
 def check(root, user, data: bytes | None, prog=("/bin/sh", "-c", SHOW), as_root=False):
-    """Run checkvpw PROG with data on descriptor 3 (None: descriptor 3 closed). bash puts
-    the pipe on 3 in the child (this process's 3 may be pytest's; dash takes one-digit
-    descriptors only)."""
-    r, w = os.pipe()
-    os.write(w, data or b"")
-    os.close(w)
-    redirect = f"3<&{r}" if data is not None else "3<&-"
-    argv = ["/bin/bash", "-c", f'exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"), *prog]
-    if not as_root:
-        argv = support.as_user(argv, user)
-    try:
-        return subprocess.run(argv, env=env(root), pass_fds=(r,), capture_output=True,
-                              timeout=60, cwd="/", stdin=subprocess.DEVNULL)
-    finally:
-        os.close(r)
+    return run_checkvpw(root, data, prog, None if as_root else user)
 
 
 def shown(root, user, address=ADDRESS) -> list[str]:
@@ -124,6 +108,21 @@ def test_a_domain_owned_by_root_never_logs_in(vtree):
     os.chown(domain_dir(root), 0, 0)
     done = check(root, user, record(ADDRESS.encode(), PASSWORD), as_root=True)
     assert (done.returncode, done.stdout) == (1, b"")
+
+
+def test_under_dovecot_the_owner_goes_back_as_userdb_fields_and_ids_stay(vtree):
+    """Dovecot sets ORIG_UID and refuses a checkpassword that changes ids: checkvpw
+    reports the owner in userdb_uid and userdb_gid, listed in EXTRA, for
+    checkpassword-reply."""
+    root, user = vtree
+    show = 'id -u; echo "$userdb_uid|$userdb_gid|$EXTRA|$USER"; pwd'
+    me = os.getuid()
+    done = run_checkvpw(root, record(ADDRESS.encode(), PASSWORD), ("/bin/sh", "-c", show),
+                        None, ORIG_UID=str(me), EXTRA="userdb_quota_rule")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == [
+        str(me), f"{user.pw_uid}|{user.pw_gid}|userdb_quota_rule userdb_uid userdb_gid|{ADDRESS}",
+        str(domain_dir(root) / "bob")]
 
 
 # --- callers -----------------------------------------------------------------------

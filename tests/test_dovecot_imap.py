@@ -1,7 +1,10 @@
 """IMAP for virtual users through a real Dovecot: a private Dovecot (its own config, base
-and state directories, log and high port, run as the ordinary user who owns the embedded
-tree) whose passdb is checkpassword -> our checkvpw and whose userdb is prefetch, reading
-the Maildir qmail-send delivered to. The machine's own Dovecot, if any, is left alone."""
+and state directories, log and high port) whose passdb is checkpassword -> our checkvpw
+and whose userdb is prefetch, reading the Maildir qmail-send delivered to. It runs as the
+ordinary user who owns the embedded tree and, when the tests run as root, also as root
+the way a real installation runs it (its auth process as root, the mail process as the
+virtual-mail owner that checkvpw reports). The machine's own Dovecot, if any, is left
+alone."""
 
 import imaplib
 import os
@@ -12,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests import support
-from tests.qmail_send_rig import Rig
-from tests.vdomain_trees import ADDRESS, PASSWORD, bare_tree, maildir, vtree  # noqa: F401
+from tests.qmail_send_rig import session_processes
+from tests.vdomain_trees import ADDRESS, PASSWORD, bare_tree, maildir, rig, vtree  # noqa: F401
 
 DOVECOT = "/usr/sbin/dovecot"
 CHECKPASSWORD_REPLY = "/usr/lib/dovecot/checkpassword-reply"
@@ -28,10 +31,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
-default_login_user = {user}
-default_internal_user = {user}
-default_internal_group = {group}
-first_valid_uid = 1
+{users}first_valid_uid = 1
 import_environment = TZ QMAIL_ROOT
 mail_location = maildir:~/Maildir
 passdb {{
@@ -49,25 +49,45 @@ service imap-login {{
   inet_listener imaps {{
     port = 0
   }}
+{chroot}}}
+{services}"""
+
+AS_USER = """\
+default_login_user = {user}
+default_internal_user = {user}
+default_internal_group = {group}
+"""
+UNCHROOTED = "  chroot =\n"
+AS_USER_SERVICES = """\
+service anvil {
   chroot =
-}}
-service anvil {{
-  chroot =
-}}
+}
+"""
+# root: Dovecot's own users; the auth process as root so that checkvpw can read every
+# domain's database (Debian runs it as dovecot)
+AS_ROOT_SERVICES = """\
+service auth {
+  user = root
+}
 """
 
 
-def start_dovecot(base: Path, user, root: str, port: int) -> support.Proc:
-    """Dovecot in the foreground as user, configured under base."""
+def start_dovecot(base: Path, user, root: str, port: int, as_root: bool) -> support.Proc:
+    """Dovecot in the foreground, as user (or as root), configured under base."""
     import grp
     base.mkdir()
     config = base / "dovecot.conf"
-    config.write_text(CONFIG.format(base=base, user=user.pw_name, port=port,
-                                    group=grp.getgrgid(user.pw_gid).gr_name,
+    users = "" if as_root else AS_USER.format(user=user.pw_name,
+                                               group=grp.getgrgid(user.pw_gid).gr_name)
+    config.write_text(CONFIG.format(base=base, port=port, users=users,
+                                    chroot="" if as_root else UNCHROOTED,
+                                    services=AS_ROOT_SERVICES if as_root else AS_USER_SERVICES,
                                     checkvpw=support.prog("checkvpw")))
-    for path in (base, config):
-        os.chown(path, user.pw_uid, user.pw_gid)
-    argv = support.as_user([DOVECOT, "-F", "-c", str(config)], user)
+    argv = [DOVECOT, "-F", "-c", str(config)]
+    if not as_root:
+        for path in (base, config):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        argv = support.as_user(argv, user)
     return support.Proc(argv, env=support.suite_env(QMAIL_ROOT=root))
 
 
@@ -95,23 +115,21 @@ def dovecot_bin():
         pytest.skip(f"{DOVECOT} not installed (apt-get install dovecot-imapd)")
 
 
-def test_imap_reads_a_virtual_users_mail_delivered_by_qmail(dovecot_bin, vtree):
+@pytest.mark.parametrize("as_root", [
+    False, pytest.param(True, marks=pytest.mark.skipif(os.getuid() != 0, reason="needs root"))],
+    ids=["as-the-user", "as-root"])
+def test_imap_reads_a_virtual_users_mail_delivered_by_qmail(dovecot_bin, vtree, rig, as_root):
     root, user = vtree
     base = Path(root).parent
-    rig = Rig(root, user, base)
-    rig.start()
-    try:
-        rig.inject([ADDRESS], subject="over imap", body=b"first line\n.dot line\nlast\n")
-        rig.log.wait_line(lambda line: "delivery 1: success" in line, timeout=30)
-    finally:
-        rig.stop()
+    rig.inject([ADDRESS], subject="over imap", body=b"first line\n.dot line\nlast\n")
+    rig.log.wait_line(lambda line: "delivery 1: success" in line, timeout=30)
     [delivered] = list((maildir(root) / "new").iterdir())
     stored = delivered.read_bytes()
     assert b"\nSubject: over imap\n" in stored and stored.endswith(b"\nfirst line\n.dot line\nlast\n")
 
     port = support.free_port()
     dovecot_dir = base / "dovecot"
-    proc = start_dovecot(dovecot_dir, user, root, port)
+    proc = start_dovecot(dovecot_dir, user, root, port, as_root)
     try:
         support.wait_port(port, timeout=30)
         imap = imaplib.IMAP4("127.0.0.1", port, timeout=30)
@@ -128,6 +146,9 @@ def test_imap_reads_a_virtual_users_mail_delivered_by_qmail(dovecot_bin, vtree):
             status, data = imap.fetch("1", "(BODY.PEEK[])")
             assert status == "OK"
             assert data[0][1] == stored.replace(b"\n", b"\r\n")
+            imap_uids = [uid for cmd, uid in session_processes(proc.pid).values()
+                         if cmd.split(" ")[0] == "dovecot/imap"]
+            assert imap_uids == [user.pw_uid]  # the mail process runs as the owner
             imap.logout()
         except BaseException:
             imap.shutdown()

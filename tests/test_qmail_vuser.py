@@ -16,9 +16,8 @@ from hypothesis import given, strategies as st
 from qmail.config import users
 from qmail.virtual import vdomains
 from tests import support
-from tests.qmail_send_rig import Rig
-from tests.vdomain_trees import (ADDRESS, DOMAIN, PASSWORD, bare_tree, domain_dir,  # noqa: F401
-                                 maildir, ok, vtree, vuser)
+from tests.vdomain_trees import (ADDRESS, DOMAIN, PASSWORD, bare_tree, run_checkvpw,  # noqa: F401
+                                 domain_dir, maildir, ok, record, rig, vtree, vuser)
 
 
 def snapshot(root: str) -> dict:
@@ -250,13 +249,7 @@ def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(bare_tree):
     assert vd.stat().st_uid == 0 and stat.S_IMODE(vd.stat().st_mode) == 0o644
     found = assignment(root, b"example.org-bob")
     assert (found.user, found.uid, found.gid) == (b"vmail", vmail.pw_uid, vmail.pw_gid)
-    r, w = os.pipe()
-    os.write(w, ADDRESS.encode() + b"\0" + PASSWORD.encode() + b"\0\0")
-    os.close(w)
-    done = subprocess.run(["/bin/bash", "-c", f'exec "$@" 3<&{r} {r}<&-', "bash",
-                           support.prog("checkvpw"), "/bin/sh", "-c", "id -u; pwd"],
-                          env=env, pass_fds=(r,), capture_output=True, timeout=60, cwd="/")
-    os.close(r)
+    done = run_checkvpw(root, record(ADDRESS.encode(), PASSWORD), ("/bin/sh", "-c", "id -u; pwd"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().split() == [str(vmail.pw_uid), str(domain_dir(root) / "bob")]
 
@@ -264,23 +257,18 @@ def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(bare_tree):
 # --- delivery ----------------------------------------------------------------------
 
 
-def test_qmail_send_delivers_to_a_virtual_user_and_bounces_an_unknown_one(vtree):
-    root, user = vtree
-    base = Path(root).parent
-    rig = Rig(root, user, base)
-    rig.start()
-    try:
-        rig.inject([ADDRESS], subject="for bob", body=b"virtual body\n")
-        rig.log.wait_line(lambda line: "delivery 1: success" in line, timeout=30)
-        [mail] = [p.read_bytes() for p in (maildir(root) / "new").iterdir()]
-        assert mail.startswith(b"Return-Path: <demo@mail.example.com>\nDelivered-To: example.org-bob@example.org\n")
-        assert mail.endswith(b"Subject: for bob\n\nvirtual body\n") or b"virtual body\n" in mail
-        rig.inject([f"nobody@{DOMAIN}"], subject="for nobody")
-        support.wait_for(lambda: any(b"Sorry, no mailbox here by that name. (#5.1.1)" in m
-                                     for m in rig.maildir("demo")), timeout=30,
-                         what="bounce for nobody@example.org")
-    finally:
-        rig.stop()
+def test_qmail_send_delivers_to_a_virtual_user_and_bounces_an_unknown_one(vtree, rig):
+    root, _ = vtree
+    rig.inject([ADDRESS], subject="for bob", body=b"virtual body\n")
+    rig.log.wait_line(lambda line: "delivery 1: success" in line, timeout=30)
+    [mail] = [p.read_bytes() for p in (maildir(root) / "new").iterdir()]
+    assert mail.startswith(b"Return-Path: <demo@mail.example.com>\n"
+                           b"Delivered-To: example.org-bob@example.org\n")
+    assert mail.endswith(b"\nSubject: for bob\n\nvirtual body\n")
+    rig.inject([f"nobody@{DOMAIN}"], subject="for nobody")
+    support.wait_for(lambda: any(b"Sorry, no mailbox here by that name. (#5.1.1)" in m
+                                 for m in rig.maildir("demo")), timeout=30,
+                     what="bounce for nobody@example.org")
 
 
 # --- the database's formats --------------------------------------------------------

@@ -4,18 +4,23 @@
                                              # with example.org and bob@example.org (PASSWORD)
     done = vuser(root, user, "add", "x@example.org", input=b"pw\\n")
     record(b"bob@example.org", PASSWORD)     # what checkvpw reads on descriptor 3
+    run_checkvpw(root, data, prog, user)     # run checkvpw PROG with data on descriptor 3
+    rig                                      # fixture: qmail-send running in vtree's tree
 
 Every program runs as that user (through setpriv when the tests run as root), as embedded
 mode has it.
 """
 
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests import qmail_trees, support
+from tests.qmail_send_rig import Rig
 
 DOMAIN = "example.org"
 USER = "bob"
@@ -42,6 +47,26 @@ def record(login: bytes, password: str | bytes) -> bytes:
     if isinstance(password, str):
         password = password.encode()
     return login + b"\0" + password + b"\0\0"
+
+
+def run_checkvpw(root: str, data: bytes | None, prog, user=None, **extra):
+    """Run checkvpw PROG (as user, or as this process's user when None) with data on
+    descriptor 3 (None: descriptor 3 closed). bash puts the pipe on 3 in the child (this
+    process's 3 may be pytest's; dash takes one-digit descriptors only). extra: more
+    environment (None removes a variable)."""
+    r, w = os.pipe()
+    os.write(w, data or b"")
+    os.close(w)
+    redirect = f"3<&{r}" if data is not None else "3<&-"
+    argv = ["/bin/bash", "-c", f'exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"),
+            *prog]
+    if user is not None:
+        argv = support.as_user(argv, user)
+    try:
+        return subprocess.run(argv, env=env(root, **extra), pass_fds=(r,), capture_output=True,
+                              timeout=60, cwd="/", stdin=subprocess.DEVNULL)
+    finally:
+        os.close(r)
 
 
 def domain_dir(root: str, domain: str = DOMAIN) -> Path:
@@ -73,3 +98,15 @@ def vtree(bare_tree):
     ok(vuser(root, user, "adddomain", DOMAIN))
     ok(vuser(root, user, "add", ADDRESS, input=PASSWORD.encode() + b"\n"))
     return root, user
+
+
+@pytest.fixture
+def rig(vtree):
+    """qmail-start running as vtree's user in its tree (tests/qmail_send_rig.py)."""
+    root, user = vtree
+    running = Rig(root, user, Path(root).parent)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -16,10 +16,13 @@ HOME=that directory, SHELL=/bin/false, and runs prog... (qmail-pop3d Maildir, Do
 checkpassword-reply, nothing for qmail-smtpd's AUTH but its own check). A process that is
 not root but already is the owner (embedded mode) runs on as itself.
 
-Dovecot: `passdb { driver = checkpassword; args = checkvpw }` with `userdb { driver =
-prefetch }`: checkpassword-reply reports USER, HOME and our uid and gid. Lookups without
-a password (Dovecot's AUTHORIZED=1, userdb checkpassword) are not supported: they fail as
-a wrong password.
+Dovecot (`passdb { driver = checkpassword; args = checkvpw }`, `userdb { driver =
+prefetch }`) sets ORIG_UID and refuses a checkpassword that changes ids. With ORIG_UID in
+the environment checkvpw keeps its ids and passes the owner's as userdb_uid and
+userdb_gid (added to EXTRA), which checkpassword-reply reports with USER and HOME. Set
+ORIG_UID nowhere else: the next program would keep the caller's ids. Lookups without a
+password (Dovecot's AUTHORIZED=1, userdb checkpassword) are not supported: they fail as a
+wrong password.
 
 Exit codes: 0 never (prog's own); 1 wrong login or password; 2 misuse (no descriptor 3,
 a malformed request, no prog); 111 temporary trouble (the database cannot be read, the
@@ -36,6 +39,7 @@ from qmail.config import install_root
 from qmail.virtual import vdomains
 
 SHELL = "/bin/false"
+DOVECOT = "ORIG_UID"  # set by Dovecot's checkpassword passdb: the auth process's uid
 
 
 def verify(request: checkpw.Request) -> checkpw.Account:
@@ -62,8 +66,22 @@ def verify(request: checkpw.Request) -> checkpw.Account:
         raise checkpw.Refused(checkpw.TEMPORARY) from None
     if st.st_uid == 0:
         raise checkpw.Refused(checkpw.BAD_LOGIN)  # qmail never hands mail to root
-    return checkpw.Account(f"{user}@{domain}", st.st_uid, st.st_gid,
-                           vdomains.user_dir(root, domain, user), SHELL)
+    name, home = f"{user}@{domain}", vdomains.user_dir(root, domain, user)
+    if DOVECOT in os.environ:
+        return for_dovecot(name, home, st.st_uid, st.st_gid)
+    return checkpw.Account(name, st.st_uid, st.st_gid, home, SHELL)
+
+
+def for_dovecot(name: str, home: str, uid: int, gid: int) -> checkpw.Account:
+    """Dovecot's convention: the owner's ids go back as userdb_uid and userdb_gid (listed
+    in EXTRA, for checkpassword-reply), and this process keeps its own, which
+    checkpassword-reply checks against ORIG_UID."""
+    os.environ["userdb_uid"] = str(uid)
+    os.environ["userdb_gid"] = str(gid)
+    extra = os.environ.get("EXTRA", "").split()
+    os.environ["EXTRA"] = " ".join([*extra, *(v for v in ("userdb_uid", "userdb_gid")
+                                              if v not in extra)])
+    return checkpw.Account(name, os.getuid(), os.getgid(), home, SHELL, os.getgroups())
 
 
 def main(argv: list[str] | None = None) -> int:
