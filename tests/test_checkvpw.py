@@ -69,6 +69,24 @@ def test_an_unreadable_database_is_temporary(vtree):
     assert check(root, user, record(ADDRESS.encode(), PASSWORD)).returncode == 111
 
 
+@pytest.mark.parametrize("login", [ADDRESS.encode(), b"nobody@example.org"])
+def test_argon2_without_memory_is_temporary_not_a_wrong_password(vtree, login):
+    """70 MB of address space starts the interpreter but not argon2's 64 MiB: 111, for a
+    known user as for an unknown one."""
+    root, user = vtree
+    done = run_checkvpw(root, record(login, PASSWORD), ("/bin/true",), user, vm_kb=70000)
+    assert done.returncode == 111, done.stderr
+
+
+def test_argon2_runs_under_softlimits_100_megabytes(vtree):
+    """One lane, so one thread: the 100 MB the service templates give softlimit -m is
+    enough (four lanes' threads would each want a stack of the whole limit)."""
+    root, user = vtree
+    done = run_checkvpw(root, record(ADDRESS.encode(), PASSWORD), ("/bin/true",), user,
+                        vm_kb=100000)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_program_that_cannot_run_is_temporary(vtree):
     root, user = vtree
     done = check(root, user, record(ADDRESS.encode(), PASSWORD), ("/nonexistent/prog",))

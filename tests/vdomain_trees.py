@@ -49,16 +49,19 @@ def record(login: bytes, password: str | bytes) -> bytes:
     return login + b"\0" + password + b"\0\0"
 
 
-def run_checkvpw(root: str, data: bytes | None, prog, user=None, **extra):
+def run_checkvpw(root: str, data: bytes | None, prog, user=None, vm_kb: int | None = None,
+                 **extra):
     """Run checkvpw PROG (as user, or as this process's user when None) with data on
     descriptor 3 (None: descriptor 3 closed). bash puts the pipe on 3 in the child (this
-    process's 3 may be pytest's; dash takes one-digit descriptors only). extra: more
-    environment (None removes a variable)."""
+    process's 3 may be pytest's; dash takes one-digit descriptors only). vm_kb: the
+    limits softlimit -m sets (address space, data, stack). extra: more environment (None
+    removes a variable)."""
     r, w = os.pipe()
     os.write(w, data or b"")
     os.close(w)
     redirect = f"3<&{r}" if data is not None else "3<&-"
-    argv = ["/bin/bash", "-c", f'exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"),
+    limit = f"ulimit -v {vm_kb} -d {vm_kb} -s {vm_kb}; " if vm_kb else ""
+    argv = ["/bin/bash", "-c", f'{limit}exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"),
             *prog]
     if user is not None:
         argv = support.as_user(argv, user)

@@ -25,8 +25,9 @@ password (Dovecot's AUTHORIZED=1, userdb checkpassword) are not supported: they 
 wrong password.
 
 Exit codes: 0 never (prog's own); 1 wrong login or password; 2 misuse (no descriptor 3,
-a malformed request, no prog); 111 temporary trouble (the database cannot be read, the
-home directory cannot be entered, prog cannot be run).
+a malformed request, no prog); 111 temporary trouble (the database cannot be read,
+argon2 cannot run: it needs 64 MiB beside the interpreter, so give softlimit -m at least
+150000000; the home directory cannot be entered; prog cannot be run).
 
 Environment: $QMAIL_ROOT (default /var/qmail).
 """
@@ -48,18 +49,21 @@ def verify(request: checkpw.Request) -> checkpw.Account:
     try:
         user, domain = vdomains.split_address(request.user.decode("ascii"))
     except (UnicodeError, vdomains.BadName):
-        vdomains.spend(password)
+        try:
+            vdomains.spend(password)
+        except vdomains.Trouble:
+            raise checkpw.Refused(checkpw.TEMPORARY) from None
         raise checkpw.Refused(checkpw.BAD_LOGIN) from None
     root = os.path.abspath(install_root.root())
     try:
         entry = vdomains.lookup(root, domain, user)
-    except (OSError, vdomains.FormatError):
+        if entry is None:
+            vdomains.spend(password)
+            raise checkpw.Refused(checkpw.BAD_LOGIN)
+        if not vdomains.password_matches(entry.hash, password):
+            raise checkpw.Refused(checkpw.BAD_LOGIN)
+    except (OSError, vdomains.FormatError, vdomains.Trouble):
         raise checkpw.Refused(checkpw.TEMPORARY) from None
-    if entry is None:
-        vdomains.spend(password)
-        raise checkpw.Refused(checkpw.BAD_LOGIN)
-    if not vdomains.password_matches(entry.hash, password):
-        raise checkpw.Refused(checkpw.BAD_LOGIN)
     try:
         st = os.stat(vdomains.domain_dir(root, domain))
     except OSError:

@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         exitcodes.fatal(PROG, str(err), exitcodes.PERMANENT)
     except vdomains.FormatError as err:
         exitcodes.fatal(PROG, f"bad .passwd: {err}")
+    except vdomains.Trouble as err:
+        exitcodes.fatal(PROG, str(err))
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to update {err.filename or root}", err)
     return 0

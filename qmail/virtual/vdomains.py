@@ -12,7 +12,8 @@ qmail-local read it):
             .qmail-USER             `./USER/Maildir/` (user first.last: `.qmail-first:last`)
             USER/Maildir/           the mailbox; `maildirsize` in it when a quota is set
 
-hash is an argon2id encoded hash (argon2-cffi); quota a number of bytes or empty for none.
+hash is an argon2id encoded hash (argon2-cffi; t=3, m=64 MiB, p=1); quota a number of
+bytes or empty for none.
 The database files begin with a dot and user names cannot, so no user's directory can
 collide with them.
 
@@ -23,7 +24,8 @@ characters at most, without `..`, not ending with `.`, and neither `default` nor
 in `-default` (a `.qmail-default` would catch every unknown address). Input is folded to
 lowercase (ASCII) first, as qmail folds the domain and qmail-local the extension.
 
-Library results only: BadName and FormatError for bad input, OSError for trouble.
+Library results only: BadName and FormatError for bad input, OSError and Trouble for
+trouble.
 """
 
 import fcntl
@@ -56,6 +58,10 @@ class BadName(ValueError):
 
 class FormatError(ValueError):
     """A .passwd line or .passwd.cdb record that cannot be read."""
+
+
+class Trouble(Exception):
+    """argon2 could not hash or check a password (memory, threads): try again later."""
 
 
 # --- names -------------------------------------------------------------------------
@@ -227,21 +233,39 @@ def lookup(root: str, domain: str, user: str) -> Entry | None:
 # --- passwords ---------------------------------------------------------------------
 
 
+# argon2id with RFC 9106's 64 MiB and three passes, in one lane: a single thread, so that
+# checkvpw works under softlimit -m (glibc gives each thread a stack of RLIMIT_STACK,
+# which softlimit -m sets too: four lanes' threads never fit its address-space limit).
+TIME_COST = 3
+MEMORY_COST = 65536  # KiB
+PARALLELISM = 1
+
+
 def _hasher():
     import argon2  # only the programs that hash or verify pay for it
-    return argon2.PasswordHasher()
+    return argon2.PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST,
+                                 parallelism=PARALLELISM)
 
 
 def hash_password(password: bytes) -> str:
-    return _hasher().hash(password)
+    """An argon2id hash of password; Trouble when argon2 cannot run."""
+    import argon2
+    try:
+        return _hasher().hash(password)
+    except argon2.exceptions.Argon2Error as err:
+        raise Trouble(f"unable to hash the password: {err}") from err
 
 
 def password_matches(stored: str, password: bytes) -> bool:
+    """Whether password is stored's. Trouble when argon2 cannot run (its 64 MiB and
+    threads refused under a memory limit, a corrupt hash): not a wrong password."""
     import argon2
     try:
         return _hasher().verify(stored, password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+    except (argon2.exceptions.VerifyMismatchError, argon2.exceptions.InvalidHashError):
         return False
+    except argon2.exceptions.Argon2Error as err:
+        raise Trouble(f"unable to check the password: {err}") from err
 
 
 def decoy_hash() -> str:
