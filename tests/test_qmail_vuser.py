@@ -247,6 +247,11 @@ def test_root_mode_gives_domains_to_vmail_and_checkvpw_becomes_it(bare_tree):
         assert (path.lstat().st_uid, path.lstat().st_gid) == (vmail.pw_uid, vmail.pw_gid), path
     vd = Path(root) / "control" / "virtualdomains"
     assert vd.stat().st_uid == 0 and stat.S_IMODE(vd.stat().st_mode) == 0o644
+    ok(vuser(root, vmail, "add", f"carol@{DOMAIN}", "pw"))  # vmail manages the users
+    before = snapshot(root)
+    assert vuser(root, vmail, "adddomain", "other.example").returncode == 111  # users/: root's
+    assert snapshot(root) == before
+    assert (domain_dir(root) / "carol" / "Maildir").stat().st_uid == vmail.pw_uid
     found = assignment(root, b"example.org-bob")
     assert (found.user, found.uid, found.gid) == (b"vmail", vmail.pw_uid, vmail.pw_gid)
     done = run_checkvpw(root, record(ADDRESS.encode(), PASSWORD), ("/bin/sh", "-c", "id -u; pwd"))

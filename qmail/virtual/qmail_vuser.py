@@ -9,9 +9,8 @@ Synopsis:
     qmail-vuser quota USER@DOMAIN BYTES|none
     qmail-vuser list [ DOMAIN ]
 
-adddomain creates ROOT/vdomains/DOMAIN (qmail/virtual/vdomains.py), adds
-`+DOMAIN-:OWNER:UID:GID:ROOT/vdomains/DOMAIN:-::` to users/assign and runs qmail-newu,
-then adds `DOMAIN:DOMAIN` to control/virtualdomains and DOMAIN to control/rcpthosts (when
+adddomain adds `+DOMAIN-:OWNER:UID:GID:ROOT/vdomains/DOMAIN:-::` to users/assign and
+runs qmail-newu, creates ROOT/vdomains/DOMAIN (qmail/virtual/vdomains.py), then adds `DOMAIN:DOMAIN` to control/virtualdomains and DOMAIN to control/rcpthosts (when
 that file exists). qmail-send reads virtualdomains at start and on SIGHUP: the command
 says so on stderr (`svc -h` qmail-send's service). deldomain undoes this in the reverse
 order; a domain with users is refused unless -r, which also deletes their mail.
@@ -198,6 +197,9 @@ def add_domain(root: str, domain: str) -> None:
             with open(locals_, "rb") as f:
                 if domain.encode() in f.read().lower().splitlines():
                     raise Refused(f"{domain} is in control/locals")
+        # users/assign first: a caller who may not change it changes nothing, and a line
+        # no virtualdomains entry leads to is harmless (a later run replaces it)
+        set_assign(root, domain, assign_line(root, domain, owner))
         fresh = os.path.join(base, f".new-{domain}")
         shutil.rmtree(fresh, ignore_errors=True)
         os.mkdir(fresh, 0o700)
@@ -205,7 +207,6 @@ def add_domain(root: str, domain: str) -> None:
         vdomains.store(fresh, [], owner.ids())
         os.rename(fresh, ddir)
         durable.fsync_dir(ddir)  # the domain directory has its name
-        set_assign(root, domain, assign_line(root, domain, owner))
         set_control(root, "virtualdomains", domain, f"{domain}:{domain}".encode())
         set_control(root, "rcpthosts", domain, domain.encode()
                     if os.path.exists(os.path.join(root, "control", "rcpthosts")) else None)
