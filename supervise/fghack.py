@@ -46,7 +46,7 @@ def _become_child(child: list[str], read_end: int, write_end: int, targets: list
         os.set_inheritable(write_end, True)
         for fd in targets:
             os.dup2(write_end, fd)
-        pathexec.run(child, keep_fds=(write_end, *targets))
+        pathexec.run(child)  # write_end and targets are inheritable: kept as exec keeps them
     except OSError as err:
         exitcodes.say(f"{PROG}: fatal: unable to run {child[0]}: {exitcodes.error_str(err)}")
     except BaseException:

@@ -91,8 +91,9 @@ def prepare(child: list[str], env=None) -> None:
         importlib.import_module(module)
 
 
-def run(child: list[str], env=None, keep_fds: tuple[int, ...] = ()) -> NoReturn:
-    """Become child (looked up in this process's PATH) with env; OSError if impossible."""
+def run(child: list[str], env=None, keep_fds: tuple[int, ...] | None = launch.AS_EXEC) -> NoReturn:
+    """Become child (looked up in this process's PATH) with env; OSError if impossible.
+    The child keeps the descriptors exec would leave it (launch.AS_EXEC) unless told."""
     program = launch.locate(child[0])
     env = launch.environ() if env is None else env
     launch.exec_program(child, env, keep_fds, program=program)

@@ -54,6 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     # the child holds the lock through this descriptor, as after C setlock's exec
     os.set_inheritable(fd, True)
     try:
-        pathexec.run(child, keep_fds=(fd,))
+        pathexec.run(child)
     except OSError as err:
         exitcodes.fatal_sys(PROG, f"unable to run {child[0]}", err)

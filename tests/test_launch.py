@@ -123,6 +123,23 @@ def test_chain_tool_continues_warm_in_the_same_process():
     assert report["title"] == "renamed arg"
 
 
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_chain_tools_hand_on_the_descriptors_exec_would(tmp_path, warm):
+    """softlimit, envdir, pgrphack, argv0 before a program of ours: descriptor 3, open
+    without close-on-exec, reaches it warm as after exec (checkpassword's fd 3 behind
+    softlimit); what the tools opened themselves (envdir's directory) does not."""
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "X").write_text("1\n")
+    argv = ["/bin/sh", "-c", 'exec 3</dev/null; exec "$@"', "sh",
+            support.prog("softlimit"), "-m", "300000000", support.prog("envdir"), tmp_path / "env",
+            support.prog("pgrphack"), support.prog("argv0"), support.prog("ucspi-probe"), "probe"]
+    result = support.run([str(a) for a in argv], env=support.suite_env(UCSPI_WARMSTART=warm))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["warm"] is (warm == "1") and report["env"]["X"] == "1"
+    assert report["fds"] == [0, 1, 2, 3]
+
+
 def test_switch_turns_warm_start_off_for_chains():
     result = support.run([support.prog("argv0"), support.prog("ucspi-probe"), "renamed", "a"],
                          env=support.suite_env(UCSPI_WARMSTART="0"))

@@ -103,7 +103,7 @@ def make_child(root: str, program: str, defaultdelivery: str):
         env = dict(os.environ)
         env[install_root.VARIABLE] = root
         try:
-            launch.exec_program(argv, env)
+            launch.exec_program(argv, env, keep_fds=())  # 0, 1, 2: the message, the report, the log
         except OSError as err:
             if exitcodes.error_temp(err.errno or errno.EIO):
                 return spawn_protocol.QLX_EXECSOFT

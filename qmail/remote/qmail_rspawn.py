@@ -34,7 +34,7 @@ def run_remote(request: spawn_protocol.Request) -> int:
     argv = [remote_program(env), os.fsdecode(host), os.fsdecode(request.sender),
             os.fsdecode(request.recip)]
     try:
-        launch.exec_program(argv, env)
+        launch.exec_program(argv, env, keep_fds=())  # 0, 1, 2 only, as qmail-lspawn's children
     except OSError as err:
         return 111 if exitcodes.error_temp(err.errno or 0) else 100
     return 111

@@ -194,10 +194,18 @@ def preload(argv0: str, env=None) -> str | None:
 UNRESOLVED = object()  # exec_program's resolved: not worked out beforehand
 
 
-def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] = (),
+AS_EXEC = None  # exec_program's keep_fds: every descriptor an exec would pass on
+
+
+def exec_program(argv: list[str], env=None, keep_fds: tuple[int, ...] | None = AS_EXEC,
                  program: str | None = None, changes: dict | None = None,
                  resolved=UNRESOLVED) -> NoReturn:
     """Replace this process by argv, as execvp does; ours run in this process.
+
+    keep_fds: the descriptors above 2 the program gets. AS_EXEC (the default, for the
+    chain tools: softlimit, setuidgid, checkpassword...) keeps what exec would, every one
+    not marked close-on-exec, so `softlimit checkpassword ...` still hands descriptor 3
+    on; a tuple keeps those only (a server's child, spawn: nothing else may leak).
 
     The environment is env, or (env None) this process's environment with changes, a
     dict of variables to set (str) or remove (None), applied in place as C's env_put
@@ -530,6 +538,23 @@ def prepare_signals() -> None:
     _helper_fd_limit = _fd_limit()
 
 
+def inheritable_fds() -> tuple[int, ...]:
+    """The descriptors above 2 an exec would pass on: those without close-on-exec."""
+    try:
+        candidates = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        candidates = range(3, _fd_limit())
+    found = []
+    for fd in candidates:
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    found.append(fd)
+            except OSError:
+                continue  # the listing's own descriptor, closed by now
+    return tuple(found)
+
+
 def _close_other_fds(keep_fds: tuple[int, ...], limit: int) -> None:
     """Close every descriptor below limit but 0, 1, 2 and keep_fds: nothing of the
     parent's leaks into the child.
@@ -743,7 +768,7 @@ def _run_in_process(module_name: str, argv: list[str], env, keep_fds,
     if limit is None:
         _reset_signals(python_defaults=True)
         limit = _fd_limit()
-    _close_other_fds(keep_fds, limit)
+    _close_other_fds(inheritable_fds() if keep_fds is AS_EXEC else keep_fds, limit)
     if env is None:
         _change_environment(changes)
         _fresh_stdio(None, changes)
@@ -826,14 +851,14 @@ def run_planned(argv: list[str], fd: int, plan: tuple) -> NoReturn:
     except OSError as err:
         raise DescriptorTrouble(err.errno, err.strerror) from None
     if kind != WARM:
-        exec_program(argv, changes=changes)
+        exec_program(argv, keep_fds=(), changes=changes)
     limit = _helper_fd_limit
     if limit is None or not _ready_stdio:
         enc = _FS_ENCODING
         changes = {key.decode(enc, "surrogateescape"):
                    None if value is None else value.decode(enc, "surrogateescape")
                    for key, value in changes.items()}
-        exec_program(argv, changes=changes, resolved=(module_name, {}))
+        exec_program(argv, keep_fds=(), changes=changes, resolved=(module_name, {}))
     # The helper flushed its streams before forking: nothing of this child is buffered.
     _helper_fd_limit, _ready_stdio = None, False
     _closerange(3, limit)
