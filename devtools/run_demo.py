@@ -7,8 +7,11 @@ Not shipped: the developer's demo (setup.cfg installs ucspi, supervise and qmail
 Installs (or completes: a second run reuses the tree and keeps its mail) an embedded qmail
 in DIR (qmail-install --embedded DIR --services DIR/service), checks that the ports are
 free (SMTP on 127.0.0.1:$SMTP_PORT, default 2525; QMTP $QMTP_PORT 2209; QMQP $QMQP_PORT
-2628), prints how to send the demo mailbox a mail and where the mail and the logs land,
-then runs `svscan DIR/service` in the foreground, in a session of its own.
+2628; POP3 $POP3_PORT 2110, POP3S $POP3S_PORT 2995), makes a self-signed
+control/servercert.pem with openssl when there is none (STARTTLS, STLS, POP3S) and the
+virtual mailbox demo@virtual.example (password demo, qmail-vuser) for POP3, prints how to
+send the demo mailboxes a mail, read it back and where the mail and the logs land, then
+runs `svscan DIR/service` in the foreground, in a session of its own.
 
 SIGINT (Ctrl-C) or SIGTERM stops everything it started: svscan first, then every service
 (`svc -dx`, so supervise stops it and exits), then the loggers once the services are gone,
@@ -16,11 +19,13 @@ and finally, after a bounded wait, any process left in svscan's session is kille
 
 Exit codes: 0 after a stop by signal; 100 when run as root or a port setting is not a
 number; 111 when a port is in use, the tree's services still run, the installation fails
-or svscan dies by itself.  Environment: SMTP_PORT, QMTP_PORT, QMQP_PORT.
+or svscan dies by itself.  Environment: SMTP_PORT, QMTP_PORT, QMQP_PORT, POP3_PORT,
+POP3S_PORT.
 """
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +38,9 @@ from supervise import svc
 from ucspi.runtime import exitcodes
 
 PROG = "make run"
+VIRTUAL_DOMAIN = "virtual.example"
+VIRTUAL_USER = "demo@" + VIRTUAL_DOMAIN
+VIRTUAL_PASSWORD = "demo"
 STOP_WAIT = 20.0  # seconds for services and loggers to go before they are killed
 
 
@@ -60,9 +68,56 @@ def run(base: str) -> int:
     if stale:
         exitcodes.fatal(PROG, f"supervise still runs in {', '.join(stale)}: "
                         "another make run is using this tree")
+    have_certificate = make_certificate(base)
     qmail_install.main(["qmail-install", "--embedded", "--services", services, base])
-    print_instructions(base, ports)
+    make_virtual_mailbox(base)
+    print_instructions(base, ports, have_certificate)
     return supervise_tree(services)
+
+
+def make_certificate(base: str) -> bool:
+    """control/servercert.pem for STARTTLS, STLS and POP3S: a self-signed one for
+    127.0.0.1 and localhost made with openssl when there is none. False without openssl."""
+    control = os.path.join(base, "control")
+    cert = os.path.join(control, "servercert.pem")
+    if os.path.exists(cert):
+        return True
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return False
+    os.makedirs(control, exist_ok=True)
+    tmp = cert + ".new"
+    done = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+                           "-subj", "/CN=localhost", "-addext",
+                           "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                           "-keyout", tmp, "-out", tmp + ".crt"],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    if done.returncode != 0:
+        exitcodes.warn(PROG, "openssl could not make a certificate: no TLS in the demo: "
+                       + done.stderr.decode(errors="replace").strip())
+        return False
+    with open(tmp, "ab") as key, open(tmp + ".crt", "rb") as crt:
+        key.write(crt.read())  # one file: the key, then the certificate
+    os.unlink(tmp + ".crt")
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, cert)
+    return True
+
+
+def make_virtual_mailbox(base: str) -> None:
+    """The POP3 demo: VIRTUAL_DOMAIN with VIRTUAL_USER and its password (qmail-vuser)."""
+    env = dict(os.environ, QMAIL_ROOT=base)
+    vuser = os.path.join(install_services.bin_dir(), "qmail-vuser")
+    listed = subprocess.run([vuser, "list"], env=env, capture_output=True, timeout=60)
+    if VIRTUAL_DOMAIN.encode() in listed.stdout.split():
+        return
+    for argv, stdin in (([vuser, "adddomain", VIRTUAL_DOMAIN], b""),
+                        ([vuser, "add", VIRTUAL_USER], VIRTUAL_PASSWORD.encode() + b"\n")):
+        done = subprocess.run(argv, env=env, input=stdin, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            exitcodes.fatal(PROG, f"{' '.join(argv[1:])} failed: "
+                            + done.stderr.decode(errors="replace").strip())
 
 
 def check_port(name: str, port: int) -> None:
@@ -93,7 +148,7 @@ def running_services(services: str) -> list[str]:
     return found
 
 
-def print_instructions(base: str, ports: dict[str, str]) -> None:
+def print_instructions(base: str, ports: dict[str, str], have_certificate: bool) -> None:
     with open(os.path.join(base, "control", "me"), encoding="utf-8", errors="replace") as f:
         me = f.readline().strip()
     smtp = ports["SMTP_PORT"]
@@ -114,9 +169,31 @@ def print_instructions(base: str, ports: dict[str, str]) -> None:
         f"  {base}/service/qmail-send/log/main/current",
         f"Service status:  {install_services.bin_dir()}/svstat {base}/service/* "
         f"{base}/service/*/log",
-        "",
-    ]
+    ] + pop3_instructions(base, ports, have_certificate) + [""]
     os.write(1, "\n".join(lines).encode())
+
+
+def pop3_instructions(base: str, ports: dict[str, str], have_certificate: bool) -> list[str]:
+    pop3, pop3s = ports["POP3_PORT"], ports["POP3S_PORT"]
+    user, password = VIRTUAL_USER, VIRTUAL_PASSWORD
+    read = (f"import poplib; p = poplib.POP3('127.0.0.1', {pop3}); "
+            + ("p.stls(__import__('ssl')._create_unverified_context()); " if have_certificate else "")
+            + f"p.user('{user}'); p.pass_('{password}'); "
+            f"print(b'\\n'.join(p.retr(len(p.list()[1]))[1]).decode()); p.quit()")
+    lines = [
+        f"POP3: 127.0.0.1:{pop3}" + (f" (STLS), POP3S 127.0.0.1:{pop3s}" if have_certificate
+                                     else " (no STLS or POP3S: openssl made no certificate)")
+        + f"; the virtual mailbox {user}, password {password}:",
+        f"  swaks --server 127.0.0.1:{ports['SMTP_PORT']} --to {user}",
+        f"  python3 -c \"{read}\"",
+    ]
+    if have_certificate:
+        lines += [f"  curl -k pop3s://127.0.0.1:{pop3s}/1 -u {user}:{password}",
+                  f"  openssl s_client -quiet -connect 127.0.0.1:{pop3s}     "
+                  f"(then USER {user}, PASS {password}, LIST, RETR 1, QUIT)"]
+    lines.append(f"  Its Maildir: {base}/vdomains/{VIRTUAL_DOMAIN}/demo/Maildir/  "
+                 f"(qmail-vuser list {VIRTUAL_DOMAIN}; QMAIL_ROOT={base})")
+    return lines
 
 
 def user_name() -> str:

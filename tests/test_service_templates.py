@@ -14,16 +14,21 @@ from hypothesis import given, settings, strategies as st
 from qmail.tools import install_services
 from tests import support
 
-SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued")
+SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued",
+            "qmail-pop3d", "qmail-pop3ds")
 OUR_BIN = os.path.dirname(support.prog("svscan"))
 
 
 def install(tmp_path, *extra, env=None, root_name="qmail"):
+    """qmail-install --embedded --services; its stderr without the warning root gets
+    (an embedded tree root owns delivers nothing: test_qmail_install.py shows it)."""
     root = tmp_path / root_name
     services = tmp_path / "service"
     argv = [support.prog("qmail-install"), "--embedded", "--fqdn", "mail.example.com",
             "--services", str(services), *extra, str(root)]
     done = support.run(argv, env=support.suite_env(**(env or {})), timeout=60)
+    done.stderr = b"".join(line for line in done.stderr.splitlines(keepends=True)
+                           if not line.startswith(b"qmail-install: warning: --embedded as root"))
     return done, root, services
 
 
@@ -180,6 +185,11 @@ def test_root_mode_renders_the_books_users_ports_and_loggers():
         assert f"-x {root}/etc/tcp.smtp.cdb" in smtpd
         assert ' 0 209 ' in (services / "qmail-qmtpd" / "run").read_text()
         assert ' 0 628 ' in (services / "qmail-qmqpd" / "run").read_text()
+        pop3d = (services / "qmail-pop3d" / "run").read_text()
+        assert (f'0 110 {root}/bin/qmail-popup "$LOCAL" \\\n            {root}/bin/checkpassword '
+                f'{root}/bin/qmail-pop3d Maildir 2>&1') in pop3d
+        assert " -u " not in pop3d  # checkpassword needs root to become the user
+        assert " 0 995 " in (services / "qmail-pop3ds" / "run").read_text()
         assert "exec setuidgid qmailq unixserver -p 0666 " in (
             services / "qmail-queued" / "run").read_text()
         qmaill = pwd.getpwnam("qmaill")
@@ -191,6 +201,36 @@ def test_root_mode_renders_the_books_users_ports_and_loggers():
         assert syntax.returncode == 0
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_pop3_services_check_virtual_users_and_offer_tls_with_a_certificate(tmp_path):
+    done, root, services = install(tmp_path, env={"POP3_PORT": "12110", "POP3S_PORT": "12995"})
+    assert done.returncode == 0, done.stderr
+    pop3d = (services / "qmail-pop3d" / "run").read_text()
+    chain = (f'127.0.0.1 12110 {root}/bin/qmail-popup "$LOCAL" \\\n            {root}/bin/checkvpw '
+             f'{root}/bin/qmail-pop3d Maildir 2>&1')
+    assert chain in pop3d and chain.replace("            ", "        ") in pop3d
+    assert f"sslserver -v -R -H -n -l \"$LOCAL\" -x {root}/etc/tcp.pop3.cdb" in pop3d
+    assert f"tcpserver -v -R -H -l \"$LOCAL\" -x {root}/etc/tcp.pop3.cdb" in pop3d
+    pop3ds = (services / "qmail-pop3ds" / "run").read_text()
+    assert "127.0.0.1 12995 " in pop3ds and "sslserver -v -R -H -l" in pop3ds
+    assert rules(root / "etc" / "tcp.pop3.cdb", "10.1.2.3") == b"rule :\nallow connection\n"
+    # POP3S cannot start without the certificate: down until the administrator has one
+    assert (services / "qmail-pop3ds" / "down").exists()
+    assert not (services / "qmail-pop3d" / "down").exists()
+    done = support.run(["/bin/sh", str(services / "qmail-pop3ds" / "run")], cwd=services / "qmail-pop3ds")
+    assert done.returncode == 1
+    assert done.stdout == (f"No {root}/control/servercert.pem!\n"
+                           "Refusing to start POP3S: it needs a certificate and its key\n").encode()
+
+
+def test_pop3s_without_down_when_the_certificate_exists(tmp_path):
+    root = tmp_path / "qmail"
+    (root / "control").mkdir(parents=True)
+    (root / "control" / "servercert.pem").write_text("placeholder\n")
+    done, root, services = install(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not (services / "qmail-pop3ds" / "down").exists()
 
 
 def test_book_root_keeps_its_rules_in_etc():

@@ -1,15 +1,19 @@
 """The book's service directories for svscan: what `qmail-install --services DIR` does.
 
 install(root, service_dir, embedded) renders service-templates/ (qmail-send, qmail-smtpd,
-qmail-qmtpd, qmail-qmqpd, qmail-queued, each with ./run and ./log/run) into service_dir,
-writes the tcprules sources tcp.smtp, tcp.qmtp and tcp.qmqp (kept when they exist) and
-compiles their cdbs, and creates control/concurrencyincoming (20) when it is missing.
+qmail-qmtpd, qmail-qmqpd, qmail-queued, qmail-pop3d, qmail-pop3ds, each with ./run and
+./log/run) into service_dir, writes the tcprules sources tcp.smtp, tcp.qmtp, tcp.qmqp and
+tcp.pop3 (kept when they exist) and compiles their cdbs, and creates
+control/concurrencyincoming (20) when it is missing. qmail-pop3ds (TLS on connect) needs
+control/servercert.pem: without it the new service gets ./down.
 
 Root mode: the book's values: the services listen on every address (0) on ports smtp,
-209 and 628, tcpserver switches to qmaild:nofiles, the loggers run `setuidgid qmaill
+209, 628, 110 and 995, tcpserver switches to qmaild:nofiles (POP3 stays root: its
+checkpassword switches to the user who logs in), the loggers run `setuidgid qmaill
 multilog t ./main` with log/main owned by qmaill, qmail-queued runs as qmailq, and the rules
-live in /etc (ROOT/etc for a ROOT other than /var/qmail). Embedded mode: 127.0.0.1 on high ports ($SMTP_PORT, $QMTP_PORT, $QMQP_PORT;
-default 2525, 2209, 2628), everything as the current user, the rules in ROOT/etc.
+live in /etc (ROOT/etc for a ROOT other than /var/qmail). Embedded mode: 127.0.0.1 on high ports ($SMTP_PORT, $QMTP_PORT, $QMQP_PORT, $POP3_PORT,
+$POP3S_PORT; default 2525, 2209, 2628, 2110, 2995), everything as the current user, POP3
+logins checked by checkvpw (virtual users) rather than checkpassword, the rules in ROOT/etc.
 Every run script puts our bin directory first in PATH.
 
 A service is built under a dot name (which svscan ignores) and renamed into place
@@ -24,9 +28,14 @@ import sys
 
 from ucspi.runtime import cdb_rules, durable
 
-SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued")
-RULES = ("tcp.smtp", "tcp.qmtp", "tcp.qmqp")
-PORTS = {"SMTP_PORT": ("smtp", 2525), "QMTP_PORT": ("209", 2209), "QMQP_PORT": ("628", 2628)}
+SERVICES = ("qmail-send", "qmail-smtpd", "qmail-qmtpd", "qmail-qmqpd", "qmail-queued",
+            "qmail-pop3d", "qmail-pop3ds")
+RULES = ("tcp.smtp", "tcp.qmtp", "tcp.qmqp", "tcp.pop3")
+PORTS = {"SMTP_PORT": ("smtp", 2525), "QMTP_PORT": ("209", 2209), "QMQP_PORT": ("628", 2628),
+         "POP3_PORT": ("110", 2110), "POP3S_PORT": ("995", 2995)}
+# Services that cannot start without the TLS certificate: installed with ./down until it exists.
+NEEDS_CERTIFICATE = ("qmail-pop3ds",)
+CERTIFICATE = os.path.join("control", "servercert.pem")
 EMBEDDED_HOST = "127.0.0.1"
 # The book's softlimit -m 2000000 suits C; a Python interpreter needs more room.
 SOFTLIMIT = "100000000"
@@ -76,12 +85,14 @@ def values(root: str, service_dir: str, embedded: bool, environ=None) -> dict[st
     found.update({name.replace("_", ""): port
                   for name, port in ports(embedded, environ).items()})
     if embedded:
+        # An ordinary user has no system passwords to check: virtual users (checkvpw).
         found.update(QMAILDUID="`id -u`", NOFILESGID="`id -g`", IDS="", HOST=EMBEDDED_HOST,
-                     LOGUSER="", QUEUEDUSER="")
+                     LOGUSER="", QUEUEDUSER="", CHECKPASSWORD="checkvpw")
     else:
         found.update(QMAILDUID="`id -u qmaild`", NOFILESGID="`id -g qmaild`",
                      IDS='-u "$QMAILDUID" -g "$NOFILESGID" ', HOST="0",
-                     LOGUSER="setuidgid qmaill ", QUEUEDUSER="setuidgid qmailq ")
+                     LOGUSER="setuidgid qmaill ", QUEUEDUSER="setuidgid qmailq ",
+                     CHECKPASSWORD="checkpassword")
     return found
 
 
@@ -110,8 +121,11 @@ def install(root: str, service_dir: str, embedded: bool, environ=None) -> None:
     if not os.path.lexists(control):
         durable.write_bytes(control, (CONCURRENCY_INCOMING + "\n").encode(), mode=0o644)
     os.makedirs(service_dir, mode=0o755, exist_ok=True)
+    have_certificate = os.path.exists(os.path.join(root, CERTIFICATE))
     for name in SERVICES:
-        install_service(os.path.join(templates_dir(), name), service_dir, name, subst, logger)
+        down = name in NEEDS_CERTIFICATE and not have_certificate
+        install_service(os.path.join(templates_dir(), name), service_dir, name, subst, logger,
+                        down)
 
 
 def install_rules(directory: str) -> None:
@@ -133,7 +147,9 @@ def install_rules(directory: str) -> None:
 
 
 def install_service(template: str, service_dir: str, name: str, subst: dict[str, str],
-                    logger) -> None:
+                    logger, down: bool = False) -> None:
+    """down: a new service gets ./down (supervise leaves it stopped until `svc -u`); an
+    existing one keeps whatever the administrator did with it."""
     final = os.path.join(service_dir, name)
     if os.path.isdir(final):
         write_scripts(template, final, subst, logger)
@@ -142,6 +158,8 @@ def install_service(template: str, service_dir: str, name: str, subst: dict[str,
     shutil.rmtree(building, ignore_errors=True)
     os.mkdir(building, 0o755)
     write_scripts(template, building, subst, logger)
+    if down:
+        durable.write_bytes(os.path.join(building, "down"), b"", mode=0o644)
     # svscan sees the service only now, complete with its log directory
     os.rename(building, final)
     durable.fsync_dir(final)  # the rename into service_dir is on disk
