@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.verbosity == 0:
         sys.stderr = open(os.devnull, "w")
     listener = listen(o, path)
-    launch.preload(program[0])  # before the switch: the new uid may not read the library
+    launch.preload_chain(program)  # before the switch: the new uid may not read the library
     privileges.drop(PROG, o.uid, o.gid)
     server_pid = os.getpid()  # UNIXLOCALPID: the children's parent is the fork helper
 

@@ -14,7 +14,8 @@ What it owns, and who calls it:
                 the server; an external program is posix_spawn'ed without forking the
                 interpreter, ours runs in a child of the fork helper (fork_helper.py,
                 which tcpserver, unixserver, qmail-lspawn and qmail-rspawn fork through).
-  preload       import a program's module once in the parent, before privileges drop.
+  preload       import a program's module once in the parent, before privileges drop;
+                preload_chain also every program of ours named later in its argv.
   resolve, identify, find_program, locate: the warm-or-exec decision.
 The privilege change itself is privileges.py's; the CPython internals used here are
 cpython.py's.
@@ -187,6 +188,21 @@ def preload(argv0: str, env=None) -> str | None:
     if module:
         importlib.import_module(module)
         _title_setter()  # each warm child sets its title
+    gc.freeze()
+    return module
+
+
+def preload_chain(argv: list[str], env=None) -> str | None:
+    """preload(argv[0]), and import the module of every later word of argv that names a
+    program of ours: in a chain such as `qmail-popup HOST checkpassword qmail-pop3d
+    Maildir` each link then starts warm, its imports paid once in the server, not in
+    every connection's child. Returns argv[0]'s module, as preload."""
+    module = preload(argv[0], env)
+    for word in argv[1:]:
+        if word and not word.startswith("-") and "=" not in word:
+            other = resolve(word, env)
+            if other:
+                importlib.import_module(other)
     gc.freeze()
     return module
 
