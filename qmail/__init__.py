@@ -8,8 +8,10 @@ draws qmail (docs/architecture.md):
     tools/     qmail-install, qmail-qstat, qmail-qread, qmail-showctl, qmail-newu ...
     config/    the installation root, control files, users/assign
     formats/   addresses, the queue envelope, netstrings
+    auth/      the checkpassword interface (checkpw) and checkpassword (docs/pop3.md)
+    pop3/      qmail-popup, qmail-pop3d, relay-ctrl-allow, relay-ctrl-check (docs/pop3.md)
     virtual/   qmail-vuser, checkvpw: virtual domains and users (docs/virtual.md)
 
-Room is left for pop3/, filters/, lists/ and analog/. qmail may import supervise and ucspi;
+Room is left for filters/, lists/ and analog/. qmail may import supervise and ucspi;
 nothing below imports qmail.
 """
