@@ -33,15 +33,32 @@ or `tls_certs.session_certs()` outside pytest. What a Certs holds (all str paths
     directory              where they all are
 
 and the helpers server_env(), client_context(), server_context().
+
+Client: a TLS client for tests over memory BIOs, every step explicit, independent of the
+suite's own TLS code:
+
+    client = Client.connect(port, certs.client_context())   # handshake done
+    client = Client(sock, certs.client_context()); client.handshake()
+                              # over a socket that spoke plaintext first (STLS, STARTTLS)
+    client.send(b"line\n");  client.recv();  client.read_until(b"\n")
+    client.close_notify()     # TLS EOF (we may still read)
+    client.shutdown()         # TCP half-close, no close_notify
+    client.read_all()         # to the server's end; client.eof says how it came:
+                              # "close_notify", or "tcp" (a bare TCP EOF)
+    client.exchange(data)     # send data while reading, then close_notify, then read to
+                              # the end: what came back (megabytes both ways)
 """
 
 from __future__ import annotations
 
 import atexit
+import select
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +102,181 @@ class Certs:
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(self.ca)
         return context
+
+
+class Client:
+    """A TLS client over memory BIOs (see the module's docstring). Raises TimeoutError
+    when the server keeps it waiting, ssl.SSLError when TLS fails."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext,
+                 server_hostname: str | None = "localhost"):
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname)
+        self.eof: str | None = None
+        self.stash = bytearray()  # decrypted, not yet returned
+
+    @classmethod
+    def connect(cls, port: int, context: ssl.SSLContext, host: str = "127.0.0.1",
+                server_hostname: str | None = "localhost", timeout: float = 10) -> "Client":
+        sock = socket.create_connection((host, port), timeout=timeout)
+        client = cls(sock, context, server_hostname)
+        client.handshake(timeout)
+        return client
+
+    def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+            raise TimeoutError("the server sent nothing")
+        data = self.sock.recv(65536)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+
+    def handshake(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.tls.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill(deadline)
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def _drain(self) -> None:
+        """Decrypt what has come into the stash: OpenSSL's wait for the peer's close_notify
+        (in unwrap) would discard a data record it found."""
+        while self.eof is None:
+            try:
+                data = self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                return
+            except ssl.SSLZeroReturnError:
+                data = b""
+            except ssl.SSLEOFError:
+                self.eof = "tcp"
+                return
+            if not data:
+                self.eof = "close_notify"
+                return
+            self.stash += data
+
+    def close_notify(self) -> None:
+        self._drain()
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        self._flush()
+
+    def shutdown(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def recv(self, timeout: float = 10) -> bytes:
+        """Some data, or b"" at the end (self.eof says how it came)."""
+        deadline = time.monotonic() + timeout
+        if self.stash:
+            data, self.stash = bytes(self.stash), bytearray()
+            return data
+        while self.eof is None:
+            try:
+                data = self.tls.read(65536)
+                if not data:
+                    self.eof = "close_notify"
+                return data
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                self.eof = "close_notify"
+                return b""
+            except ssl.SSLEOFError:
+                self.eof = "tcp"
+                return b""
+            self._flush()
+            self._fill(deadline)
+        return b""
+
+    def read_until(self, marker: bytes, timeout: float = 10) -> bytes:
+        got = b""
+        while marker not in got:
+            data = self.recv(timeout)
+            if not data:
+                break
+            got += data
+        return got
+
+    def read_all(self, timeout: float = 10) -> bytes:
+        chunks = []
+        while True:
+            data = self.recv(timeout)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def exchange(self, data: bytes, timeout: float = 60) -> bytes:
+        """Send data while reading what comes back, then close_notify, then read to the
+        end; what came back."""
+        deadline = time.monotonic() + timeout
+        self.sock.setblocking(False)
+        received, pending, sent, notified = bytearray(), bytearray(), 0, False
+        try:
+            while True:
+                if len(pending) < 65536 and sent < len(data):
+                    self.tls.write(data[sent:sent + 65536])
+                    sent = min(sent + 65536, len(data))
+                while True:
+                    try:
+                        chunk = self.tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        break
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError) as err:
+                        self.eof = "tcp" if isinstance(err, ssl.SSLEOFError) else "close_notify"
+                        chunk = b""
+                    if not chunk:
+                        self.eof = self.eof or "close_notify"
+                        return bytes(received)
+                    received += chunk
+                if sent >= len(data) and not notified:  # nothing undecrypted now (see _drain)
+                    try:
+                        self.tls.unwrap()
+                    except ssl.SSLWantReadError:
+                        pass
+                    notified = True
+                pending += self.outgoing.read()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"exchange: {len(received)} bytes back, {sent} sent")
+                readable, writable, _ = select.select([self.sock], [self.sock] if pending else [], [], left)
+                if writable:
+                    try:
+                        del pending[:self.sock.send(pending)]
+                    except BlockingIOError:
+                        pass
+                if readable:
+                    try:
+                        raw = self.sock.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    if raw:
+                        self.incoming.write(raw)
+                    else:
+                        self.incoming.write_eof()
+        finally:
+            self.sock.setblocking(True)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -14,6 +14,12 @@ sgetopt         djb-style option parsing
 durable         temp file, fsync, rename, fsync the directory; write_all
 self_pipe       the wake-up pipe a select loop sees signals through
 tcp_environ     the tcp-environ(5) variables (TCPLOCALIP ... PROTO) of a connection
+tcp_serve       tcpserver's machinery (options, rules, environment, -v lines, main's halves),
+                shared by tcpserver and sslserver
+tcp_connect     tcpclient's machinery (host, port, -T, connection attempts, environment),
+                shared by tcpclient and sslclient
+tls, x509       TLS for sslserver and sslclient: contexts, the relay, UCSPI-TLS, the SSL_*
+                variables (docs/ssl.md)
 cdb_make, cdb_rules, dns_lookup, remote_info, peer_credentials, children, filters:
                 formats and look-ups more than one command shares
 console_scripts the lean launchers `make venv` writes (a build step, not a command)
