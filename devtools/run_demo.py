@@ -176,19 +176,22 @@ def print_instructions(base: str, ports: dict[str, str], have_certificate: bool)
 def pop3_instructions(base: str, ports: dict[str, str], have_certificate: bool) -> list[str]:
     pop3, pop3s = ports["POP3_PORT"], ports["POP3S_PORT"]
     user, password = VIRTUAL_USER, VIRTUAL_PASSWORD
-    read = (f"import poplib; p = poplib.POP3('127.0.0.1', {pop3}); "
-            + ("p.stls(__import__('ssl')._create_unverified_context()); " if have_certificate else "")
-            + f"p.user('{user}'); p.pass_('{password}'); "
-            f"print(b'\\n'.join(p.retr(len(p.list()[1]))[1]).decode()); p.quit()")
+    unverified = "__import__('ssl')._create_unverified_context()"  # the demo's self-signed certificate
+    login = (f"p.user('{user}'); p.pass_('{password}'); "
+             "print(b'\\n'.join(p.retr(len(p.list()[1]))[1]).decode()); p.quit()")
     lines = [
         f"POP3: 127.0.0.1:{pop3}" + (f" (STLS), POP3S 127.0.0.1:{pop3s}" if have_certificate
                                      else " (no STLS or POP3S: openssl made no certificate)")
         + f"; the virtual mailbox {user}, password {password}:",
         f"  swaks --server 127.0.0.1:{ports['SMTP_PORT']} --to {user}",
-        f"  python3 -c \"{read}\"",
+        f"  python3 -c \"import poplib; p = poplib.POP3('127.0.0.1', {pop3}); "
+        + (f"p.stls({unverified}); " if have_certificate else "") + login + "\"",
     ]
     if have_certificate:
-        lines += [f"  curl -k pop3s://127.0.0.1:{pop3s}/1 -u {user}:{password}",
+        # curl answers the APOP timestamp of qmail-popup's greeting with APOP, which no
+        # argon2 hash can check: poplib and openssl log in with USER and PASS.
+        lines += [f"  python3 -c \"import poplib; p = poplib.POP3_SSL('127.0.0.1', {pop3s}, "
+                  f"context={unverified}); {login}\"",
                   f"  openssl s_client -quiet -connect 127.0.0.1:{pop3s}     "
                   f"(then USER {user}, PASS {password}, LIST, RETR 1, QUIT)"]
     lines.append(f"  Its Maildir: {base}/vdomains/{VIRTUAL_DOMAIN}/demo/Maildir/  "

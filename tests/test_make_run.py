@@ -35,8 +35,33 @@ def make_run(src, **ports):
 
 
 def free_ports():
-    return {"SMTP_PORT": support.free_port(), "QMTP_PORT": support.free_port(),
-            "QMQP_PORT": support.free_port()}
+    return {name: support.free_port()
+            for name in ("SMTP_PORT", "QMTP_PORT", "QMQP_PORT", "POP3_PORT", "POP3S_PORT")}
+
+
+VIRTUAL = "demo@virtual.example"
+
+
+def virtual_mails(src) -> list[bytes]:
+    new = src / "var" / "vdomains" / "virtual.example" / "demo" / "Maildir" / "new"
+    return [(new / n).read_bytes() for n in sorted(os.listdir(new))] if new.is_dir() else []
+
+
+def read_by_pop3(printed, ports, src) -> dict:
+    """A mail to the virtual mailbox, then read back by the printed poplib commands (STLS
+    on the POP3 port, POP3S), through the shell a user pastes them into."""
+    with smtplib.SMTP("127.0.0.1", ports["SMTP_PORT"], timeout=30) as client:
+        client.sendmail("you@example.com", [VIRTUAL], "Subject: by-pop3\n\nread me back\n")
+    support.wait_for(lambda: virtual_mails(src), timeout=60, interval=0.2, what="the virtual mail")
+    support.wait_port(ports["POP3_PORT"], timeout=60)
+    outputs = []
+    commands = [line.strip() for line in printed if line.startswith("  python3 -c \"import poplib")]
+    support.wait_port(ports["POP3S_PORT"], timeout=60)
+    for command in commands:
+        done = support.run(["/bin/sh", "-c", command], env=os.environ.copy(), timeout=60)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        outputs.append((command, done.stdout))
+    return outputs
 
 
 def send(port: int, token: str, me: str) -> None:
@@ -87,9 +112,11 @@ def first_run(clone):
         support.wait_port(ports["SMTP_PORT"], timeout=60)
         printed = proc.out.history[:]
         # the commands exactly as printed, through the shell a user pastes them into
-        commands = [line.strip() for line in printed if line.startswith("  python3 -c ")]
+        commands = [line.strip() for line in printed
+                    if line.startswith("  python3 -c ") and f"demo@{me}" in line]
         if shutil.which("swaks"):
-            commands += [line.strip() for line in printed if line.startswith("  swaks ")]
+            commands += [line.strip() for line in printed
+                         if line.startswith("  swaks ") and f"demo@{me}" in line]
         for command in commands:
             done = support.run(["/bin/sh", "-c", command], env=os.environ.copy(), timeout=60)
             assert done.returncode == 0, (command, done.stdout, done.stderr)
@@ -97,9 +124,24 @@ def first_run(clone):
                          what="the printed commands' mails")
         send(ports["SMTP_PORT"], "first-run", me)
         wait_mail(clone, "first-run")
+        pop3 = read_by_pop3(printed, ports, clone)
     finally:
         left = stop_and_check(proc, clone, ctrl_c)
-    return {"ports": ports, "me": me, "printed": printed, "left": left, "commands": commands}
+    return {"ports": ports, "me": me, "printed": printed, "left": left, "commands": commands,
+            "pop3": pop3}
+
+
+def test_make_run_serves_the_virtual_mailbox_by_pop3_with_stls_and_pop3s(clone, first_run):
+    ports, printed, pop3 = first_run["ports"], first_run["printed"], first_run["pop3"]
+    assert (f"POP3: 127.0.0.1:{ports['POP3_PORT']} (STLS), POP3S 127.0.0.1:{ports['POP3S_PORT']}; "
+            f"the virtual mailbox {VIRTUAL}, password demo:") in printed, printed
+    assert f"  swaks --server 127.0.0.1:{ports['SMTP_PORT']} --to {VIRTUAL}" in printed
+    assert [("POP3_SSL" in command, "p.stls(" in command) for command, _ in pop3] == [
+        (False, True), (True, False)]
+    for command, output in pop3:
+        assert b"Subject: by-pop3" in output and b"read me back" in output, command
+    stls = (clone / "var" / "service" / "qmail-pop3d" / "log" / "main" / "current").read_bytes()
+    assert b"sslserver: tls " in stls  # the poplib session went through STLS
 
 
 def test_make_run_from_a_fresh_copy_prints_how_to_send_and_delivers(clone, first_run):
