@@ -31,7 +31,7 @@ from pathlib import Path
 from devtools.ordinary_user import as_user, copy_project, unprivileged_user, user_env
 
 VERSIONS = ("3.11", "3.12", "3.13")
-TESTS = ("tests/test_launch.py", "tests/test_fork_helper.py", "tests/test_cpython.py",
+TESTS = ("tests/test_launch.py", "tests/test_fork_helper.py", "tests/test_cpython.py", "tests/test_sslserver.py",
          "tests/test_privileges.py", "tests/test_tcpserver.py", "tests/test_e2e.py")
 PROBE = ("import sys, os, venv, ensurepip; "
          "print(f'{sys.version_info[0]}.{sys.version_info[1]}'); "

@@ -53,6 +53,7 @@ def read_by_pop3(printed, ports, src) -> dict:
     with smtplib.SMTP("127.0.0.1", ports["SMTP_PORT"], timeout=30) as client:
         client.sendmail("you@example.com", [VIRTUAL], "Subject: by-pop3\n\nread me back\n")
     support.wait_for(lambda: virtual_mails(src), timeout=60, interval=0.2, what="the virtual mail")
+    time.sleep(1.2)  # qmail-pop3d lists only messages older than the current second
     support.wait_port(ports["POP3_PORT"], timeout=60)
     outputs = []
     commands = [line.strip() for line in printed if line.startswith("  python3 -c \"import poplib")]

@@ -226,21 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     control_theirs.close()
     theirs.close()
     server_loop.quiet_interrupt()
-    command, status = tls.ucspitls_wait(control, pid)
-    if command is None:
-        for item in (sock, ours, control):
-            item.close()
-        tls.exit_as(status if status is not None else tls.wait_child(pid))
-    try:
-        channel = _handshake(o, sock, context, host)
-    except SystemExit:
-        ours.close()
-        control.close()
-        tls.terminate(pid)
-        tls.wait_child(pid)
-        raise
-    if command == "Y":
-        tls.ucspitls_answer(control, tls.environment(channel, False, own))
-    control.close()
+    channel = tls.ucspitls_start(control, pid, lambda: _handshake(o, sock, context, host),
+                                 lambda channel: tls.environment(channel, False, own),
+                                 closing=(sock, ours))
     _relay(o, tls.Relay(channel, ours, pid, o.idle), pid)
     return 0

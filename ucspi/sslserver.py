@@ -295,22 +295,9 @@ def serve_delayed(plan: Plan, sock: socket.socket, changes: dict, remote_ip: str
         _drop(o, f"unable to fork: {exitcodes.error_str(err)}")
     control_theirs.close()
     theirs.close()
-    command, status = tls.ucspitls_wait(control, pid)
-    if command is None:
-        for item in (sock, ours, control):
-            item.close()
-        tls.exit_as(status if status is not None else tls.wait_child(pid))
-    try:
-        channel = accept_tls(plan, sock, remote_ip, remote_host)
-    except SystemExit:
-        control.close()
-        ours.close()
-        tls.terminate(pid)
-        tls.wait_child(pid)
-        raise
-    if command == "Y":
-        tls.ucspitls_answer(control, tls.environment(channel, True, plan.der))
-    control.close()
+    channel = tls.ucspitls_start(control, pid, lambda: accept_tls(plan, sock, remote_ip, remote_host),
+                                 lambda channel: tls.environment(channel, True, plan.der),
+                                 closing=(sock, ours))
     relay_and_exit(o, tls.Relay(channel, ours, pid, o.idle), pid, remote_ip, banner=False)
 
 

@@ -64,7 +64,7 @@ import hmac
 import os
 import secrets
 
-from ucspi.runtime import launch
+from ucspi.runtime import children, launch
 
 BAD_LOGIN = 1
 MISUSE = 2
@@ -124,15 +124,8 @@ def run(program: list[str], record: bytes, env, fds: dict[int, int]) -> int | No
         os.close(write_end)
     if pid < 0:
         return None
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return None
-    if os.WIFSIGNALED(status):
+    status = children.wait_status(pid)
+    if status is None or os.WIFSIGNALED(status):
         return None
     return os.WEXITSTATUS(status)
 

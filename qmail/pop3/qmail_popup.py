@@ -49,7 +49,7 @@ import time
 
 from qmail.auth import checkpw
 from qmail.pop3 import pop3_io
-from ucspi.runtime import launch
+from ucspi.runtime import children, launch
 
 OK = b"+OK \r\n"
 TLS_VARIABLES = ("UCSPITLS", "SSLCTLFD", "SSLREADFD", "SSLWRITEFD")
@@ -202,14 +202,9 @@ class Session:
             raise Die() from None
         finally:
             os.close(write_end)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                raise Die() from None
+        status = children.wait_status(pid)
+        if status is None:
+            raise Die()
         if os.WIFSIGNALED(status):
             self.conn.out(CRASHED)
         elif os.WEXITSTATUS(status):

@@ -21,6 +21,15 @@ def exit_code(prog: str, pid: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def wait_status(pid: int) -> int | None:
+    """pid's wait status, waiting as long as it takes (EINTR is retried by Python itself);
+    None when pid is not a child of ours (already reaped)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
 def ended():
     """(pid, wait status) of each child that has ended, without waiting for any; stops
     when none has (or none is left)."""

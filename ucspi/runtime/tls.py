@@ -45,7 +45,7 @@ import socket
 import ssl
 import time
 
-from ucspi.runtime import exitcodes, x509
+from ucspi.runtime import children, exitcodes, x509
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -554,6 +554,33 @@ def ucspitls_wait(control: socket.socket, pid: int) -> tuple[str | None, int | N
             os.close(pidfd)
 
 
+def ucspitls_start(control: socket.socket, pid: int, handshake: Callable[[], Channel],
+                   environment_of: Callable[[Channel], dict[str, str]],
+                   closing: tuple = ()) -> Channel:
+    """The UCSPI-TLS side of sslserver -n and sslclient -y once the program runs: wait
+    for its command on control; if none comes (it closed the socket or ended), close
+    closing and control and exit as the program did. Else handshake() (on SystemExit:
+    closing and control closed, the program terminated and waited for, then re-raised);
+    for `Y`, environment_of(channel) goes back on control. Returns the channel."""
+    command, status = ucspitls_wait(control, pid)
+    if command is None:
+        for item in (*closing, control):
+            item.close()
+        exit_as(status if status is not None else wait_child(pid))
+    try:
+        channel = handshake()
+    except SystemExit:
+        for item in (*closing, control):
+            item.close()
+        terminate(pid)
+        wait_child(pid)
+        raise
+    if command == "Y":
+        ucspitls_answer(control, environment_of(channel))
+    control.close()
+    return channel
+
+
 def ucspitls_answer(control: socket.socket, env: dict[str, str]) -> None:
     """Send Y's answer; a program that has gone does not matter."""
     try:
@@ -593,14 +620,9 @@ def terminate(pid: int) -> None:
 
 
 def wait_child(pid: int) -> int:
-    """pid's wait status, waiting as long as it takes."""
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
+    """pid's wait status, waiting as long as it takes (0 when it is not ours to wait for)."""
+    status = children.wait_status(pid)
+    return 0 if status is None else status
 
 
 def exit_as(status: int) -> NoReturn:
