@@ -8,8 +8,8 @@ once as started, once with SIGINT and SIGQUIT ignored (what `make test &`, nohup
 runners hand down). PY defaults to `python3` as found on PATH, root's default: often a
 private interpreter (a pyenv under /root) that the ordinary user the embedded-mode tests
 drop to can neither run nor reach, and the checkout is one that user cannot enter either;
-the tests must cope (devtools.ordinary_user makes the world-readable copy and venv they
-need). TEST defaults to a representative slice: embedded end to end, qmail-local,
+the tests must cope: tests/conftest.py then moves the run into a world-readable copy
+with a venv of an interpreter that user can run (devtools.ordinary_user.project_copy). TEST defaults to a representative slice: embedded end to end, qmail-local,
 make run. Exit 0 when both runs pass; the clone is removed unless --keep.
 """
 
