@@ -14,7 +14,8 @@ import time
 import pytest
 
 from qmail.pop3 import pop3_io
-from tests import pop3_rig, support
+from tests import pop3_rig, support, tls_certs
+from tests.tls_certs import certs  # noqa: F401  (the fixture)
 from tests.pop3_rig import HOST, PASSWORD, USER, Client
 from tests.ucspi_servers import start_tcpserver
 
@@ -256,37 +257,24 @@ def test_apop_digest_format_matches_the_greeting(recorder):
 # --- STLS through sslserver -n (UCSPI-TLS) ----------------------------------------
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """A self-signed certificate and key for sslserver; (certfile, keyfile)."""
-    d = tmp_path_factory.mktemp("cert")
-    result = support.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d / "key.pem",
-                          "-out", d / "cert.pem", "-days", "2", "-subj", f"/CN={HOST}"])
-    if result.returncode != 0:
-        pytest.skip(f"openssl cannot make a test certificate: {result.stderr!r}")
-    return d / "cert.pem", d / "key.pem"
+@pytest.fixture
+def certificate(certs):
+    """The session's test certificates (tests/tls_certs.py): the server's for sslserver."""
+    return certs
 
 
 def start_stls(user, certificate, **extra):
     """sslserver -n ... qmail-popup HOST checkpassword qmail-pop3d Maildir; the port."""
-    binary = support.BIN / "sslserver"
-    if not binary.exists():
-        pytest.skip("sslserver (ucspi/sslserver.py) is not installed in .venv/bin")
-    cert, key = certificate
-    env = user.env(CERTFILE=cert, KEYFILE=key, **extra)
+    env = user.env(**certificate.server_env(**extra))
     chain = [support.prog("qmail-popup"), HOST, support.prog("checkpassword"),
              support.prog("qmail-pop3d"), "Maildir"]
-    _, port = start_tcpserver(["-n"], chain, env=env, binary=str(binary), cwd="/")
+    _, port = start_tcpserver(["-n"], chain, env=env, binary=support.prog("sslserver"), cwd="/")
     return port
 
 
 def client_context():
-    import ssl
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+    """A client trusting the test CA, checking that the certificate names 127.0.0.1."""
+    return tls_certs.session_certs().client_context()
 
 
 def test_stls_offered_and_used(user, certificate):

@@ -18,6 +18,7 @@ import pytest
 
 from tests import support
 from tests.test_qmail_smtpd import FQDN, OK_QP, queued, smtpd_env, tree  # noqa: F401 (fixture)
+from tests.tls_certs import certs  # noqa: F401  (the fixture)
 from tests.ucspi_servers import start_tcpserver
 
 DEMO = f"demo@{FQDN}"
@@ -42,16 +43,11 @@ os.execvp(sys.argv[1], sys.argv[1:])
 """
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> bytes:
-    """A self-signed key and certificate in one PEM (control/servercert.pem's form)."""
-    d = tmp_path_factory.mktemp("cert")
-    result = support.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d / "key.pem",
-                          "-out", d / "cert.pem", "-days", "2", "-subj", f"/CN={FQDN}"])
-    if result.returncode != 0:
-        pytest.skip(f"openssl cannot make a test certificate: {result.stderr!r}")
-    return (d / "key.pem").read_bytes() + (d / "cert.pem").read_bytes()
+@pytest.fixture
+def certificate(certs) -> bytes:
+    """The test server's key and certificate in one PEM (control/servercert.pem's form),
+    from the session's certificates (tests/tls_certs.py)."""
+    return Path(certs.server_pem).read_bytes()
 
 
 def start_smtpd(root: Path, tmp_path: Path, rules: str | None = None, args=(), **extra):
