@@ -10,6 +10,7 @@ Our programs are run from .venv/bin by absolute path; the C reference tools by t
 absolute Debian path (/usr/bin/...). Never by bare name: both sets share names.
 """
 
+import os
 import signal
 import socket
 import subprocess
@@ -85,6 +86,26 @@ def run(argv, input: bytes | None = None, env=None, timeout: float = 30, **kw) -
     """Run a program to completion (bounded), capturing stdout and stderr as bytes."""
     return subprocess.run([str(a) for a in argv], input=input, env=env if env is not None else suite_env(),
                           capture_output=True, timeout=timeout, **kw)
+
+
+def run_with_fd3(argv, data: bytes | None, user=None, setup: str = "", env=None,
+                 timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    """Run argv with data on descriptor 3 (a pipe, filled first: data is small), or with
+    descriptor 3 closed when data is None, as the checkpassword interface wants. bash puts
+    the pipe on 3 in the child (this process's 3 may be pytest's), after the shell commands
+    setup (ulimit...); as user when given (as_user)."""
+    r, w = os.pipe()
+    os.write(w, data or b"")
+    os.close(w)
+    redirect = f"3<&{r}" if data is not None else "3<&-"
+    command = ["/bin/bash", "-c", f'{setup}exec "$@" {redirect} {r}<&-', "bash", *map(str, argv)]
+    if user is not None:
+        command = as_user(command, user)
+    try:
+        return subprocess.run(command, env=env, pass_fds=(r,), capture_output=True,
+                              timeout=timeout, **kw)
+    finally:
+        os.close(r)
 
 
 def service_tree(base: Path, services: dict[str, str], logs: dict[str, str] | None = None) -> Path:

@@ -20,25 +20,8 @@ SHOW = ["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G) $(pwd) $USER $HOME $SHELL 
 def run(record: bytes | None, env=None, argv=SHOW):
     """checkpassword ARGV with record on descriptor 3 (None: no descriptor 3);
     (exit code, stdout, stderr)."""
-    cmd = [support.prog("checkpassword"), *argv]
-    if record is None:
-        proc = subprocess.run(cmd, capture_output=True, env=env, timeout=60, close_fds=True)
-        return proc.returncode, proc.stdout, proc.stderr
-    r, w = os.pipe()
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                pass_fds=(3,) if r == 3 else (),
-                                preexec_fn=None if r == 3 else (lambda: os.dup2(r, 3)),
-                                close_fds=r == 3)  # else close_fds would close the new 3
-    finally:
-        os.close(r)
-    try:
-        os.write(w, record)
-    except BrokenPipeError:
-        pass
-    os.close(w)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, out, err
+    done = support.run_with_fd3([support.prog("checkpassword"), *argv], record, env=env)
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture

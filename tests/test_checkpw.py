@@ -1,7 +1,6 @@
 """qmail/auth/checkpw.py: the checkpassword interface, client and server sides."""
 
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -10,6 +9,7 @@ import crypt_r
 import pytest
 
 from qmail.auth import checkpw
+from tests import support
 
 # A checkpassword built on serve(): knows joe/secret, logs in as the current user.
 SERVER = textwrap.dedent("""
@@ -32,21 +32,8 @@ def run_server(tmp_path, record, next_program=None, fd3=True):
     argv = [sys.executable, "-c", SERVER, str(home)]
     argv += next_program if next_program is not None else \
         ["sh", "-c", 'echo "$USER $HOME $SHELL $(pwd) $1"', "sh", "arg"]
-    if not fd3:
-        proc = subprocess.run(argv, capture_output=True, close_fds=True)
-        return proc.returncode, proc.stdout
-    r, w = os.pipe()
-    pid_out = subprocess.Popen(argv, stdout=subprocess.PIPE, pass_fds=(r,) if r == 3 else (),
-                               preexec_fn=None if r == 3 else (lambda: (os.dup2(r, 3))),
-                               close_fds=r == 3)
-    os.close(r)
-    try:
-        os.write(w, record)
-    except BrokenPipeError:
-        pass
-    os.close(w)
-    out, _ = pid_out.communicate(timeout=30)
-    return pid_out.returncode, out
+    done = support.run_with_fd3(argv, record if fd3 else None, timeout=30)
+    return done.returncode, done.stdout
 
 
 def test_right_login_runs_the_next_program_as_the_user_in_home(tmp_path):

@@ -11,7 +11,6 @@ Every program runs as that user (through setpriv when the tests run as root), as
 mode has it.
 """
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -52,24 +51,12 @@ def record(login: bytes, password: str | bytes) -> bytes:
 def run_checkvpw(root: str, data: bytes | None, prog, user=None, vm_kb: int | None = None,
                  **extra):
     """Run checkvpw PROG (as user, or as this process's user when None) with data on
-    descriptor 3 (None: descriptor 3 closed). bash puts the pipe on 3 in the child (this
-    process's 3 may be pytest's; dash takes one-digit descriptors only). vm_kb: the
+    descriptor 3 (None: descriptor 3 closed; support.run_with_fd3). vm_kb: the
     limits softlimit -m sets (address space, data, stack). extra: more environment (None
     removes a variable)."""
-    r, w = os.pipe()
-    os.write(w, data or b"")
-    os.close(w)
-    redirect = f"3<&{r}" if data is not None else "3<&-"
     limit = f"ulimit -v {vm_kb} -d {vm_kb} -s {vm_kb}; " if vm_kb else ""
-    argv = ["/bin/bash", "-c", f'{limit}exec "$@" {redirect} {r}<&-', "bash", support.prog("checkvpw"),
-            *prog]
-    if user is not None:
-        argv = support.as_user(argv, user)
-    try:
-        return subprocess.run(argv, env=env(root, **extra), pass_fds=(r,), capture_output=True,
-                              timeout=60, cwd="/", stdin=subprocess.DEVNULL)
-    finally:
-        os.close(r)
+    return support.run_with_fd3([support.prog("checkvpw"), *prog], data, user=user, setup=limit,
+                                env=env(root, **extra), cwd="/", stdin=subprocess.DEVNULL)
 
 
 def domain_dir(root: str, domain: str = DOMAIN) -> Path:
