@@ -38,24 +38,14 @@ def unprivileged_user() -> pwd.struct_passwd:
 
 
 def as_user(argv, user: pwd.struct_passwd) -> list[str]:
-    """argv prefixed so that it runs as user (setpriv when root, unchanged otherwise). A
-    program of this checkout's venv that user cannot run (a checkout in a 0700 directory,
-    a venv of a private interpreter) is taken from project_copy()'s venv instead."""
+    """argv prefixed so that it runs as user (setpriv when root, unchanged otherwise).
+    The programs must be ones user can run: as root in a checkout that user cannot, the
+    test run moves into project_copy() first (tests/conftest.py)."""
     argv = [str(a) for a in argv]
     if os.getuid() != 0:
         return argv
-    argv[0] = reachable_program(argv[0])
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
     return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
-
-
-def reachable_program(path: str) -> str:
-    """path, or when it is in this checkout's .venv/bin and the ordinary user cannot run
-    that venv, the same program in project_copy()'s venv."""
-    venv_bin = ROOT / ".venv" / "bin"
-    if os.path.dirname(os.path.abspath(path)) != str(venv_bin) or checkout_usable():
-        return path
-    return str(project_copy() / ".venv" / "bin" / os.path.basename(path))
 
 
 def checkout_usable() -> bool:
@@ -63,12 +53,10 @@ def checkout_usable() -> bool:
     (asked once: through /bin/sh, as make and run scripts start programs)."""
     if "checkout" not in _usable:
         python = ROOT / ".venv" / "bin" / "python"
-        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-        user = unprivileged_user()
-        done = subprocess.run([setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                               "--clear-groups", "/bin/sh", "-c", 'exec "$0" -c "$1"', str(python),
-                               "import qmail.mailin.qmail_smtpd, supervise, ucspi.tcpserver"],
-                              cwd="/", env=user_env(Path("/")), capture_output=True, timeout=60)
+        probe = ["/bin/sh", "-c", 'exec "$0" -c "$1"', python,
+                 "import qmail.mailin.qmail_smtpd, supervise, ucspi.tcpserver"]
+        done = subprocess.run(as_user(probe, unprivileged_user()), cwd="/",
+                              env=user_env(Path("/")), capture_output=True, timeout=60)
         _usable["checkout"] = done.returncode == 0
     return _usable["checkout"]
 
